@@ -1,0 +1,348 @@
+"""The console's picture of the dispatcher: plain rows built from what Redis
+returned. Pure functions only, so the page views (sync) and the reader
+(async) build exactly the same rows from the same hashes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from monitor_app import protocol as p
+from monitor_app.redis_client import text
+
+Hash = Mapping[str, str]
+
+
+def decode_hash(raw: object) -> dict[str, str]:
+    """A hash as Redis returned it (bytes, or an error for a wrong type) made
+    into text; anything that is not a hash reads as empty."""
+    if not isinstance(raw, dict):
+        return {}
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def dom_id(prefix: str, *parts: str) -> str:
+    """A stable HTML id for a row: names hold ``\\``, ``:`` and ``.``."""
+    digest = hashlib.blake2s("\x1f".join(parts).encode(), digest_size=8).hexdigest()
+    return f"{prefix}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class PulseRef:
+    tree: str
+    shot: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.tree}:{self.shot}"
+
+    @property
+    def shot_number(self) -> int:
+        return int(self.shot)
+
+    def __str__(self) -> str:
+        return f"{self.tree} {self.shot}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRow:
+    ident: str
+    server_id: str
+    active: str  # ON, OFF or unknown
+    ip: str
+    doing: str
+    heartbeat: str
+    queued: int = 0
+    heartbeat_seen: float | None = None
+    heartbeat_advanced: float | None = None
+
+    @property
+    def dom_id(self) -> str:
+        return dom_id("srv", self.ident, self.server_id)
+
+    @property
+    def is_on(self) -> bool:
+        return self.active == p.SERVER_ON
+
+    @property
+    def key(self) -> str:
+        return f"{self.ident}:{self.server_id}"
+
+    def is_stale(self, now: float, bound: float) -> bool:
+        """ON, yet its heartbeat counter has not moved for longer than ``bound``."""
+        return (
+            self.is_on
+            and self.heartbeat_advanced is not None
+            and now - self.heartbeat_advanced > bound
+        )
+
+
+def server_rows(
+    ident: str,
+    active: Hash,
+    ip: Hash,
+    doing: Hash,
+    heartbeat: Hash,
+    queued: int = 0,
+    seen: Hash | None = None,
+    advanced: Hash | None = None,
+) -> list[ServerRow]:
+    """One row per server id of a class, ids taken from ``ACTION_SERVER_ACTIVE``."""
+    seen = seen or {}
+    advanced = advanced or {}
+    rows = []
+    for server_id in sorted(active, key=_id_order):
+        value = active[server_id]
+        rows.append(
+            ServerRow(
+                ident=ident,
+                server_id=server_id,
+                active=value if value in (p.SERVER_ON, p.SERVER_OFF) else p.UNKNOWN,
+                ip=ip.get(server_id, ""),
+                doing=doing.get(server_id, ""),
+                heartbeat=heartbeat.get(server_id, ""),
+                queued=queued,
+                heartbeat_seen=_float(seen.get(f"{ident}:{server_id}")),
+                heartbeat_advanced=_advanced_time(advanced.get(f"{ident}:{server_id}")),
+            )
+        )
+    return rows
+
+
+def sort_servers(rows: Iterable[ServerRow]) -> list[ServerRow]:
+    """ON first, then by class name and id."""
+    return sorted(rows, key=lambda r: (not r.is_on, r.ident, _id_order(r.server_id)))
+
+
+def _id_order(server_id: str) -> tuple[int, str]:
+    return (int(server_id), "") if server_id.isdigit() else (2**63, server_id)
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _advanced_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return _float(value.rpartition(" ")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    tree: str
+    shot: str
+    server: str
+    path: str
+    state: str  # a known state or "unknown"
+    status: str  # a known status or "unknown"
+    phase: str
+    raw_state: str = ""
+    raw_status: str = ""
+    doing_at: float | None = None
+    done_at: float | None = None
+    queued: bool = False
+
+    @property
+    def dom_id(self) -> str:
+        return dom_id("act", self.tree, self.shot, self.path)
+
+    @property
+    def category(self) -> str:
+        return p.action_category(self.state, self.status)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from DOING to DONE as the console saw them; while running,
+        ``None`` (the template shows the start instead)."""
+        if self.doing_at is None or self.done_at is None or self.done_at < self.doing_at:
+            return None
+        return self.done_at - self.doing_at
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (p.STATE_DISPATCHED, p.STATE_DOING)
+
+    @property
+    def is_off(self) -> bool:
+        return self.state in (p.STATE_OFF, p.STATE_SERVER_OFF)
+
+    def same_as(self, other: ActionRow) -> bool:
+        return self == other
+
+
+def action_rows(
+    tree: str,
+    shot: str,
+    info_by_ident: Mapping[str, Hash],
+    status: Hash,
+    phase: Hash,
+    server: Hash,
+    times: Hash | None = None,
+    queued_paths: Iterable[str] = (),
+) -> dict[str, ActionRow]:
+    """Every action of a pulse: the paths of every hash, so an action known
+    only to one of them still shows (with what is missing as unknown)."""
+    state_of: dict[str, str] = {}
+    ident_of: dict[str, str] = {}
+    for ident, states in info_by_ident.items():
+        for path, state in states.items():
+            state_of[path] = state
+            ident_of[path] = ident
+    times = times or {}
+    queued = set(queued_paths)
+    paths = set(state_of) | set(status) | set(phase) | set(server)
+    rows = {}
+    for path in paths:
+        raw_state = state_of.get(path, "")
+        raw_status = status.get(path, "")
+        doing_at, done_at = parse_times(times.get(path))
+        rows[path] = ActionRow(
+            tree=tree,
+            shot=shot,
+            server=server.get(path) or ident_of.get(path) or p.UNKNOWN,
+            path=path,
+            state=p.known_state(raw_state),
+            status=p.known_status(raw_status),
+            phase=phase.get(path, ""),
+            raw_state=raw_state,
+            raw_status=raw_status,
+            doing_at=doing_at,
+            done_at=done_at,
+            queued=path in queued,
+        )
+    return rows
+
+
+def parse_times(value: str | None) -> tuple[float | None, float | None]:
+    if not value:
+        return None, None
+    doing, _, done = value.partition(" ")
+    return _float(doing) if doing != "-" else None, _float(done) if done not in ("", "-") else None
+
+
+def format_times(doing_at: float | None, done_at: float | None) -> str:
+    return f"{'-' if doing_at is None else f'{doing_at:.3f}'} " + (
+        "-" if done_at is None else f"{done_at:.3f}"
+    )
+
+
+@dataclass(slots=True)
+class Summary:
+    """The counts of PROTOCOL.md, each counted from the actual rows."""
+
+    total: int = 0
+    active: int = 0
+    waiting: int = 0
+    dispatched: int = 0
+    doing: int = 0
+    done: int = 0
+    success: int = 0
+    failed: int = 0
+    aborted: int = 0
+    crashed: int = 0
+    not_executed: int = 0
+    off: int = 0
+    server_off: int = 0
+    unknown: int = 0
+    queued: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+
+SUMMARY_FIELDS = (
+    "total",
+    "active",
+    "waiting",
+    "dispatched",
+    "doing",
+    "done",
+    "success",
+    "failed",
+    "aborted",
+    "crashed",
+    "not_executed",
+    "off",
+    "server_off",
+    "unknown",
+    "queued",
+)
+
+
+def summarize(rows: Iterable[ActionRow]) -> Summary:
+    s = Summary()
+    for row in rows:
+        s.total += 1
+        state, status = row.state, row.status
+        if state == p.STATE_OFF:
+            s.off += 1
+            continue
+        if state == p.STATE_SERVER_OFF:
+            s.server_off += 1
+            continue
+        s.active += 1
+        if row.queued:
+            s.queued += 1
+        if state == p.STATE_NOT_DISPATCHED:
+            s.waiting += 1
+        elif state == p.STATE_DISPATCHED:
+            s.dispatched += 1
+        elif state == p.STATE_DOING:
+            s.doing += 1
+        elif state == p.STATE_DONE:
+            s.done += 1
+        if status == p.STATUS_SUCCESS:
+            s.success += 1
+        elif status == p.STATUS_FAILURE:
+            s.failed += 1
+        elif status == p.STATUS_ABORTED:
+            s.aborted += 1
+        elif status == p.STATUS_CRASHED:
+            s.crashed += 1
+        elif status == p.STATUS_NOT_EXECUTED:
+            s.not_executed += 1
+        if state == p.UNKNOWN or status in (p.UNKNOWN, p.STATUS_UNKNOWN_ERROR):
+            s.unknown += 1
+    return s
+
+
+PHASE_IDLE = "idle"  # nothing of the phase has started
+PHASE_RUNNING = "running"
+PHASE_OVER = "over"
+PHASE_NONE = "none"  # no phase selected or no action in it
+
+#: After the last DOING/DONE seen, how long quiet must last before "over":
+#: the dispatcher starts the next sequence number a moment after a DONE.
+PHASE_SETTLE_SECONDS = 1.5
+
+
+def phase_progress(
+    rows: Iterable[ActionRow], phase: str, now: float, last_activity: float | None
+) -> str:
+    """Whether ``phase`` is running or over, judged from the actions' states
+    (END_PHASE comes early and repeatedly, or not at all)."""
+    if not phase:
+        return PHASE_NONE
+    of_phase = [r for r in rows if r.phase == phase and not r.is_off]
+    if not of_phase:
+        return PHASE_NONE
+    if any(r.is_running or r.queued for r in of_phase):
+        return PHASE_RUNNING
+    if all(r.state == p.STATE_NOT_DISPATCHED for r in of_phase):
+        return PHASE_IDLE
+    if last_activity is not None and now - last_activity < PHASE_SETTLE_SECONDS:
+        return PHASE_RUNNING
+    return PHASE_OVER
+
+
+def active_rows(rows: Iterable[ActionRow], current_phase: str) -> list[ActionRow]:
+    """PROTOCOL.md's *active actions*: of the current phase and not ``OFF``;
+    failed and aborted first."""
+    chosen = [r for r in rows if current_phase and r.phase == current_phase and r.state != p.STATE_OFF]
+    return sorted(chosen, key=lambda r: (r.category != p.CATEGORY_FAILED, r.server, r.path))
