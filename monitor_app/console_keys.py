@@ -10,10 +10,14 @@ def _p() -> str:
     return settings.WEBMONITOR_KEY_PREFIX
 
 
-def action_times_key(tree: str, shot: str) -> str:
-    """Hash PATH -> ``"doing_ts done_ts"`` (either may be ``-``), from the
-    DOING and DONE messages; the Duration column reads it."""
-    return f"{_p()}:TIMES:{tree}:{shot}"
+def doing_at_key(tree: str, shot: str) -> str:
+    """Hash PATH -> when its DOING message was seen (the Duration column)."""
+    return f"{_p()}:DOING_AT:{tree}:{shot}"
+
+
+def done_at_key(tree: str, shot: str) -> str:
+    """Hash PATH -> when its DONE message was seen; cleared by a new DOING."""
+    return f"{_p()}:DONE_AT:{tree}:{shot}"
 
 
 def heartbeat_seen_key() -> str:

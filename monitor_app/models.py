@@ -19,9 +19,7 @@ class CommandRecord(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     username = models.CharField(max_length=150, db_index=True)
-    source = models.CharField(
-        max_length=8, choices=[(SOURCE_WEB, "web"), (SOURCE_SHELL, "shell")]
-    )
+    source = models.CharField(max_length=8, choices=[(SOURCE_WEB, "web"), (SOURCE_SHELL, "shell")])
     command = models.CharField(max_length=64, db_index=True)
     arguments = models.JSONField(default=dict, blank=True)
     tree = models.CharField(max_length=64, blank=True, db_index=True)

@@ -400,9 +400,7 @@ def do_phase_message(tree: str, shot: str | int, phase: str) -> str:
     return f"{CMD_DO_PHASE}:{tree}:{shot}:{phase}"
 
 
-def do_sequence_message(
-    tree: str, shot: str | int, phase: str, start: int, end: int
-) -> str:
+def do_sequence_message(tree: str, shot: str | int, phase: str, start: int, end: int) -> str:
     return f"{CMD_DO_SEQUENCE}:{tree}:{shot}:{phase}:{start}:{end}"
 
 
@@ -466,9 +464,7 @@ def done_message(
     nid: int | str,
     status: str,
 ) -> str:
-    return "+".join(
-        [MSG_DONE, tree, str(shot), ident, str(server_id), path, str(nid), status]
-    )
+    return "+".join([MSG_DONE, tree, str(shot), ident, str(server_id), path, str(nid), status])
 
 
 def end_phase_message(tree: str, shot: str | int, phase: str) -> str:

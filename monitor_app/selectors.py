@@ -98,7 +98,9 @@ async def _pointers_get(client: aredis.Redis) -> Pointers:
     built = p.parse_last_build_table(text(last) if isinstance(last, bytes) else None)
     return Pointers(
         last_build=PulseRef(*built) if built else None,
-        dispatch_info=_pulse_or_none(info.get(p.DISPATCH_INFO_TREE), info.get(p.DISPATCH_INFO_SHOT)),
+        dispatch_info=_pulse_or_none(
+            info.get(p.DISPATCH_INFO_TREE), info.get(p.DISPATCH_INFO_SHOT)
+        ),
         dispatch_phase=info.get(p.DISPATCH_INFO_PHASE, ""),
         dispatch_default=_pulse_or_none(
             default.get(p.DISPATCH_DEFAULT_TREE), default.get(p.DISPATCH_DEFAULT_SHOT)
@@ -219,15 +221,17 @@ async def _pulse_actions(
     pipe.hgetall(p.action_status_key(tree, shot))
     pipe.hgetall(p.action_phase_key(tree, shot))
     pipe.hgetall(p.action_server_key(tree, shot))
-    pipe.hgetall(ck.action_times_key(tree, shot))
+    pipe.hgetall(ck.doing_at_key(tree, shot))
+    pipe.hgetall(ck.done_at_key(tree, shot))
     pipe.hget(p.CURRENT_PHASE, tree)
     results = await pipe.execute(raise_on_error=False)
     n = len(idents)
     info = {ident: decode_hash(results[i]) for i, ident in enumerate(idents)}
-    status, phase, server, times = (decode_hash(r) for r in results[n : n + 4])
-    current = results[n + 4]
-    queued = await _queued_paths(client, tree, shot, set(idents) | set(server.values()), live_idents)
-    rows = action_rows(tree, shot, info, status, phase, server, times, queued)
+    status, phase, server, doing_at, done_at = (decode_hash(r) for r in results[n : n + 5])
+    current = results[n + 5]
+    needed = set(idents) | set(server.values())
+    queued = await _queued_paths(client, tree, shot, needed, live_idents)
+    rows = action_rows(tree, shot, info, status, phase, server, doing_at, done_at, queued)
     return PulseActions(
         pulse=pulse,
         rows=rows,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor_app import protocol as p
 from monitor_app.redis_client import text
@@ -171,9 +171,6 @@ class ActionRow:
     def is_off(self) -> bool:
         return self.state in (p.STATE_OFF, p.STATE_SERVER_OFF)
 
-    def same_as(self, other: ActionRow) -> bool:
-        return self == other
-
 
 def action_rows(
     tree: str,
@@ -182,7 +179,8 @@ def action_rows(
     status: Hash,
     phase: Hash,
     server: Hash,
-    times: Hash | None = None,
+    doing_at: Hash | None = None,
+    done_at: Hash | None = None,
     queued_paths: Iterable[str] = (),
 ) -> dict[str, ActionRow]:
     """Every action of a pulse: the paths of every hash, so an action known
@@ -193,14 +191,14 @@ def action_rows(
         for path, state in states.items():
             state_of[path] = state
             ident_of[path] = ident
-    times = times or {}
+    doing_at = doing_at or {}
+    done_at = done_at or {}
     queued = set(queued_paths)
     paths = set(state_of) | set(status) | set(phase) | set(server)
     rows = {}
     for path in paths:
         raw_state = state_of.get(path, "")
         raw_status = status.get(path, "")
-        doing_at, done_at = parse_times(times.get(path))
         rows[path] = ActionRow(
             tree=tree,
             shot=shot,
@@ -211,24 +209,11 @@ def action_rows(
             phase=phase.get(path, ""),
             raw_state=raw_state,
             raw_status=raw_status,
-            doing_at=doing_at,
-            done_at=done_at,
+            doing_at=_float(doing_at.get(path)),
+            done_at=_float(done_at.get(path)),
             queued=path in queued,
         )
     return rows
-
-
-def parse_times(value: str | None) -> tuple[float | None, float | None]:
-    if not value:
-        return None, None
-    doing, _, done = value.partition(" ")
-    return _float(doing) if doing != "-" else None, _float(done) if done not in ("", "-") else None
-
-
-def format_times(doing_at: float | None, done_at: float | None) -> str:
-    return f"{'-' if doing_at is None else f'{doing_at:.3f}'} " + (
-        "-" if done_at is None else f"{done_at:.3f}"
-    )
 
 
 @dataclass(slots=True)
@@ -250,7 +235,6 @@ class Summary:
     server_off: int = 0
     unknown: int = 0
     queued: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in SUMMARY_FIELDS}
@@ -275,41 +259,66 @@ SUMMARY_FIELDS = (
 )
 
 
+def summary_fields(row: ActionRow) -> tuple[str, ...]:
+    """The counters one action adds to, from its own state and status."""
+    state, status = row.state, row.status
+    if state == p.STATE_OFF:
+        return ("total", "off")
+    if state == p.STATE_SERVER_OFF:
+        return ("total", "server_off")
+    fields = ["total", "active"]
+    if row.queued:
+        fields.append("queued")
+    by_state = _STATE_FIELD.get(state)
+    if by_state:
+        fields.append(by_state)
+    by_status = _STATUS_FIELD.get(status)
+    if by_status:
+        fields.append(by_status)
+    if state == p.UNKNOWN or status in (p.UNKNOWN, p.STATUS_UNKNOWN_ERROR):
+        fields.append("unknown")
+    return tuple(fields)
+
+
+_STATE_FIELD = {
+    p.STATE_NOT_DISPATCHED: "waiting",
+    p.STATE_DISPATCHED: "dispatched",
+    p.STATE_DOING: "doing",
+    p.STATE_DONE: "done",
+}
+_STATUS_FIELD = {
+    p.STATUS_SUCCESS: "success",
+    p.STATUS_FAILURE: "failed",
+    p.STATUS_ABORTED: "aborted",
+    p.STATUS_CRASHED: "crashed",
+    p.STATUS_NOT_EXECUTED: "not_executed",
+}
+
+
 def summarize(rows: Iterable[ActionRow]) -> Summary:
     s = Summary()
     for row in rows:
-        s.total += 1
-        state, status = row.state, row.status
-        if state == p.STATE_OFF:
-            s.off += 1
-            continue
-        if state == p.STATE_SERVER_OFF:
-            s.server_off += 1
-            continue
-        s.active += 1
-        if row.queued:
-            s.queued += 1
-        if state == p.STATE_NOT_DISPATCHED:
-            s.waiting += 1
-        elif state == p.STATE_DISPATCHED:
-            s.dispatched += 1
-        elif state == p.STATE_DOING:
-            s.doing += 1
-        elif state == p.STATE_DONE:
-            s.done += 1
-        if status == p.STATUS_SUCCESS:
-            s.success += 1
-        elif status == p.STATUS_FAILURE:
-            s.failed += 1
-        elif status == p.STATUS_ABORTED:
-            s.aborted += 1
-        elif status == p.STATUS_CRASHED:
-            s.crashed += 1
-        elif status == p.STATUS_NOT_EXECUTED:
-            s.not_executed += 1
-        if state == p.UNKNOWN or status in (p.UNKNOWN, p.STATUS_UNKNOWN_ERROR):
-            s.unknown += 1
+        for name in summary_fields(row):
+            setattr(s, name, getattr(s, name) + 1)
     return s
+
+
+def summary_update(summary: Summary, old: ActionRow | None, new: ActionRow | None) -> None:
+    """Move one action's contribution from its old row to its new one."""
+    if old is not None:
+        for name in summary_fields(old):
+            setattr(summary, name, getattr(summary, name) - 1)
+    if new is not None:
+        for name in summary_fields(new):
+            setattr(summary, name, getattr(summary, name) + 1)
+
+
+STATE_STAGE = {
+    p.STATE_NOT_DISPATCHED: 0,
+    p.STATE_DISPATCHED: 1,
+    p.STATE_DOING: 2,
+    p.STATE_DONE: 3,
+}
 
 
 PHASE_IDLE = "idle"  # nothing of the phase has started
@@ -344,5 +353,7 @@ def phase_progress(
 def active_rows(rows: Iterable[ActionRow], current_phase: str) -> list[ActionRow]:
     """PROTOCOL.md's *active actions*: of the current phase and not ``OFF``;
     failed and aborted first."""
-    chosen = [r for r in rows if current_phase and r.phase == current_phase and r.state != p.STATE_OFF]
+    chosen = [
+        r for r in rows if current_phase and r.phase == current_phase and r.state != p.STATE_OFF
+    ]
     return sorted(chosen, key=lambda r: (r.category != p.CATEGORY_FAILED, r.server, r.path))

@@ -4,6 +4,7 @@ from the environment here, and only here."""
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 from pathlib import Path
 
@@ -44,7 +45,7 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
             "(for a trial, set DJANGO_DEBUG=1)."
         )
-    SECRET_KEY = "insecure-development-key-only-for-debug"
+    SECRET_KEY = secrets.token_urlsafe(50)  # debug only: sessions end with the process
 
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if not DEBUG else ["*"]
@@ -123,6 +124,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the finders: no collectstatic step is needed to run.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -145,9 +147,7 @@ WEBMONITOR_KEY_PREFIX = os.environ.get("WEBMONITOR_KEY_PREFIX", "WEBMONITOR")
 WEBMONITOR_POLL_INTERVAL = env_float("WEBMONITOR_POLL_INTERVAL", 1.0)
 WEBMONITOR_STALE_SECONDS = env_float("WEBMONITOR_STALE_SECONDS", 12.0)
 WEBMONITOR_WATCHDOG_SECONDS = env_float("WEBMONITOR_WATCHDOG_SECONDS", 15.0)
-WEBMONITOR_PUBSUB_LOG = Path(
-    os.environ.get("WEBMONITOR_PUBSUB_LOG", DATA_DIR / "redis_pubsub.log")
-)
+WEBMONITOR_PUBSUB_LOG = Path(os.environ.get("WEBMONITOR_PUBSUB_LOG", DATA_DIR / "redis_pubsub.log"))
 WEBMONITOR_PUBSUB_LOG_MAX_BYTES = int(
     env_float("WEBMONITOR_PUBSUB_LOG_MAX_BYTES", 10 * 1024 * 1024)
 )

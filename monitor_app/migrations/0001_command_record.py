@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,24 +14,42 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='CommandRecord',
+            name="CommandRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('username', models.CharField(db_index=True, max_length=150)),
-                ('source', models.CharField(choices=[('web', 'web'), ('shell', 'shell')], max_length=8)),
-                ('command', models.CharField(db_index=True, max_length=64)),
-                ('arguments', models.JSONField(blank=True, default=dict)),
-                ('tree', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('shot', models.CharField(blank=True, db_index=True, max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('ok', models.BooleanField(default=False)),
-                ('result', models.TextField(blank=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("username", models.CharField(db_index=True, max_length=150)),
+                (
+                    "source",
+                    models.CharField(choices=[("web", "web"), ("shell", "shell")], max_length=8),
+                ),
+                ("command", models.CharField(db_index=True, max_length=64)),
+                ("arguments", models.JSONField(blank=True, default=dict)),
+                ("tree", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("shot", models.CharField(blank=True, db_index=True, max_length=16)),
+                ("reason", models.TextField(blank=True)),
+                ("ok", models.BooleanField(default=False)),
+                ("result", models.TextField(blank=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
-                'permissions': [('operate_dispatcher', 'Can send commands to the dispatcher and action servers')],
+                "ordering": ["-created"],
+                "permissions": [
+                    ("operate_dispatcher", "Can send commands to the dispatcher and action servers")
+                ],
             },
         ),
     ]

@@ -1,0 +1,73 @@
+"""The one WebSocket of a browser tab. It carries every stream that tab
+needs (header, and the tab's own topic), so a tab holds one connection."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from monitor_app import protocol as p
+from monitor_app import push
+from monitor_app.hub import (
+    ROLE_OPERATOR,
+    ROLE_VIEWER,
+    TOPIC_HEADER,
+    TOPIC_HEARTBEAT,
+    TOPIC_LOGS,
+    TOPIC_SERVERS,
+    hub,
+    pulse_topic,
+)
+from monitor_app.models import OPERATE_PERMISSION
+from monitor_app.startup import ensure_started
+from monitor_app.state import PulseRef
+
+PAGE_TOPICS = {
+    "servers": TOPIC_SERVERS,
+    "heartbeat": TOPIC_HEARTBEAT,
+    "logs": TOPIC_LOGS,
+}
+
+
+def topics_for(query: dict[str, list[str]]) -> set[str]:
+    """The topics a page asks for in its WebSocket URL; bad names are dropped."""
+    page = (query.get("page") or [""])[0]
+    topics = {TOPIC_HEADER}
+    if page in PAGE_TOPICS:
+        topics.add(PAGE_TOPICS[page])
+    elif page == "actions":
+        tree = (query.get("tree") or [""])[0]
+        shot = (query.get("shot") or [""])[0]
+        ref = p.parse_key(p.action_status_key(tree, shot))
+        if ref is not None:
+            topics.add(pulse_topic(PulseRef(ref.tree, ref.shot)))
+    return topics
+
+
+class MonitorConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        role = ROLE_OPERATOR if await user.ahas_perm(OPERATE_PERMISSION) else ROLE_VIEWER
+        await self.accept()
+        self.topics = topics_for(query)
+        hub.add(self, self.topics, role)
+        reader = ensure_started()
+        if reader is not None:
+            if reader.header is not None:
+                await self.push(push.header_html(reader.header))
+            if any(t.startswith("pulse:") for t in self.topics):
+                reader.wake()
+
+    async def disconnect(self, code: int) -> None:
+        hub.remove(self)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Browsers only listen; what they send is ignored."""
+
+    async def push(self, message: str) -> None:
+        await self.send(text_data=message)

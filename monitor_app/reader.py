@@ -1,0 +1,439 @@
+"""The one Redis reader of a console process.
+
+It listens to every channel of the dispatcher system and polls, at the poll
+interval, the hashes that change without a message (servers ON/OFF, tables
+built, SERVER_OFF, heartbeat counters). It keeps the last picture in memory,
+compares, and hands only what changed to the hub. Announced changes (DOING,
+DONE) go out at once, not at the next poll. When Redis goes away it says so,
+retries with backoff, and catches up when Redis is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from django.conf import settings
+
+from monitor_app import console_keys as ck
+from monitor_app import protocol as p
+from monitor_app import push
+from monitor_app.header import HeaderState, header_state
+from monitor_app.hub import Hub
+from monitor_app.redis_client import (
+    REDIS_ERRORS,
+    async_client,
+    async_pubsub_client,
+    redis_location,
+    text,
+)
+from monitor_app.selectors import (
+    Pointers,
+    PulseActions,
+    RedisUnavailable,
+    pointers_get,
+    pulse_actions,
+    servers_list,
+)
+from monitor_app.state import (
+    STATE_STAGE,
+    ActionRow,
+    PulseRef,
+    ServerRow,
+    Summary,
+    summarize,
+    summary_update,
+)
+
+log = logging.getLogger(__name__)
+
+#: Announced changes that arrive within this window go out as one message.
+BATCH_SECONDS = 0.02
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 5.0
+
+
+class PulseView:
+    """The reader's copy of one pulse: rows, their summary, the phase."""
+
+    def __init__(self, actions: PulseActions) -> None:
+        self.pulse = actions.pulse
+        self.rows: dict[str, ActionRow] = actions.rows
+        self.current_phase = actions.current_phase
+        self.summary: Summary = summarize(self.rows.values())
+        self.announced: dict[str, float] = {}  # path -> when a message set it
+
+    def set_row(self, row: ActionRow, *, announced_at: float | None = None) -> None:
+        summary_update(self.summary, self.rows.get(row.path), row)
+        self.rows[row.path] = row
+        if announced_at is not None:
+            self.announced[row.path] = announced_at
+
+
+class Reader:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        poll_interval: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = hub
+        self.poll_interval = poll_interval or settings.WEBMONITOR_POLL_INTERVAL
+        self.clock = clock
+        self.location = redis_location()
+        self.connected = False
+        self.error = "not connected yet"
+        self.pointers = Pointers()
+        self.servers: dict[str, ServerRow] = {}
+        self.stale: set[str] = set()
+        self.pulses: dict[PulseRef, PulseView] = {}
+        self.heartbeat_seen: dict[str, float] = {}
+        self.advanced: dict[str, tuple[str, float]] = {}
+        self.message_seen: dict[str, float] = {}
+        self.last_heartbeat: float | None = None
+        self.activity: dict[PulseRef, float] = {}
+        self.tables: PulseRef | None = None
+        self.tables_seen_at = self.clock()
+        self.started_at = self.clock()
+        self.header: HeaderState | None = None
+        self.polls = 0
+        self._dirty: dict[str, dict[str, str]] = {}
+        self._pending: dict[PulseRef, dict[str, ActionRow]] = {}
+        self._flush_task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._client = None
+
+    # --- the loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run for ever: connect, listen and poll; on a lost Redis, retry."""
+        backoff = BACKOFF_FIRST
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (*REDIS_ERRORS, RedisUnavailable) as exc:
+                if self.connected or self.polls == 0:
+                    log.warning("Redis at %s unreachable: %s", self.location, exc)
+                await self._set_down(str(exc) or exc.__class__.__name__)
+            except Exception as exc:  # noqa: BLE001 - the reader must outlive bad data
+                log.exception("reader failed; restarting it")
+                await self._set_down(f"reader error: {exc}")
+            else:
+                backoff = BACKOFF_FIRST
+                continue
+            await asyncio.sleep(backoff)
+            backoff = BACKOFF_FIRST if self.connected else min(backoff * 2, BACKOFF_MAX)
+
+    async def _session(self) -> None:
+        self._client = client = async_client()
+        await client.ping()
+        sub_client = async_pubsub_client()
+        pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(*p.CHANNEL_PATTERNS)
+            await self._load_observations(client)
+            await self.poll_once()
+            if not self.connected:
+                log.info("Redis at %s reachable; reading", self.location)
+            self.connected, self.error = True, ""
+            await self._emit_header()
+            tasks = [
+                asyncio.create_task(self._listen(pubsub)),
+                asyncio.create_task(self._poll_loop()),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            try:
+                await pubsub.aclose()
+                await sub_client.aclose()
+            except Exception:  # noqa: BLE001,S110 - closing a dead connection
+                pass
+
+    async def _set_down(self, error: str) -> None:
+        was = self.connected
+        self.connected, self.error = False, error
+        if was or self.header is None or self.header.redis_ok:
+            await self._emit_header()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.poll_once()
+
+    def wake(self) -> None:
+        """Poll now rather than at the next tick (a page wants a new pulse)."""
+        self._wake.set()
+
+    # --- polling -------------------------------------------------------------------
+
+    async def _load_observations(self, client) -> None:
+        """Pick up what an earlier run noted, so a restart keeps its times."""
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(ck.heartbeat_seen_key())
+        pipe.hgetall(ck.heartbeat_advanced_key())
+        pipe.hgetall(ck.reader_state_key())
+        seen, advanced, state = await pipe.execute(raise_on_error=False)
+        for key, value in _decoded(seen).items():
+            self.heartbeat_seen.setdefault(key, _float(value) or 0.0)
+        for key, value in _decoded(advanced).items():
+            counter, _, when = value.rpartition(" ")
+            if key not in self.advanced and _float(when) is not None:
+                self.advanced[key] = (counter, _float(when))
+        last = _float(_decoded(state).get("last_heartbeat"))
+        if last is not None and (self.last_heartbeat or 0) < last:
+            self.last_heartbeat = last
+
+    async def poll_once(self) -> None:
+        client = self._client or async_client()
+        now = self.clock()
+        self.polls += 1
+        pointers = await pointers_get(client=client)
+        servers = await servers_list(client=client)
+        await self._update_servers(servers, now)
+        live = {row.ident for row in servers if row.is_on}
+        self._note_tables(pointers, now)
+        phase_changed = pointers.current_phase != self.pointers.current_phase
+        self.pointers = pointers
+        watched = set(self.hub.watched_pulses())
+        if pointers.current is not None:
+            watched.add(pointers.current)
+        for pulse in watched:
+            actions = await pulse_actions(pulse.tree, pulse.shot, client=client, live_idents=live)
+            await self._update_pulse(actions, now, phase_changed)
+        for pulse in list(self.pulses):
+            if pulse not in watched:
+                del self.pulses[pulse]
+        await self._flush_observations(client)
+        await self._emit_header()
+
+    async def _update_servers(self, rows: list[ServerRow], now: float) -> None:
+        bound = settings.WEBMONITOR_STALE_SECONDS
+        fresh: dict[str, ServerRow] = {}
+        for row in rows:
+            key = row.key
+            before = self.advanced.get(key)
+            if before is None or before[0] != row.heartbeat:
+                moved_at = now if before is not None else (row.heartbeat_advanced or now)
+                self.advanced[key] = (row.heartbeat, moved_at)
+                self._mark(ck.heartbeat_advanced_key(), key, f"{row.heartbeat} {moved_at:.3f}")
+            fresh[key] = replace(
+                row,
+                heartbeat_seen=self.heartbeat_seen.get(key, row.heartbeat_seen),
+                heartbeat_advanced=self.advanced[key][1],
+            )
+        stale = {key for key, row in fresh.items() if row.is_stale(now, bound)}
+        if set(fresh) != set(self.servers):
+            self.servers, self.stale = fresh, stale
+            await push.servers_reshaped(self.hub)
+            return
+        changed = [
+            row
+            for key, row in fresh.items()
+            if row != self.servers[key] or ((key in stale) != (key in self.stale))
+        ]
+        self.servers, self.stale = fresh, stale
+        if changed:
+            await push.servers_changed(self.hub, changed, now)
+
+    def _note_tables(self, pointers: Pointers, now: float) -> None:
+        if pointers.last_build != self.tables:
+            if self.tables is not None or self.polls > 1:
+                self.tables_seen_at = now
+            self.tables = pointers.last_build
+
+    async def _update_pulse(self, actions: PulseActions, now: float, phase_changed: bool) -> None:
+        pulse = actions.pulse
+        view = self.pulses.get(pulse)
+        if view is None or set(view.rows) != set(actions.rows):
+            self.pulses[pulse] = PulseView(actions)
+            if view is not None:
+                await push.pulse_reshaped(self.hub, pulse)
+            return
+        if actions.current_phase != view.current_phase or phase_changed:
+            view.current_phase = actions.current_phase
+            self.pulses[pulse] = fresh = PulseView(actions)
+            fresh.announced = view.announced
+            await push.pulse_reshaped(self.hub, pulse)
+            return
+        changed = []
+        for path, row in actions.rows.items():
+            old = view.rows[path]
+            if row == old:
+                view.announced.pop(path, None)
+                continue
+            announced = view.announced.get(path)
+            if (
+                announced is not None
+                and now - announced < 2 * self.poll_interval
+                and STATE_STAGE.get(row.state, -1) < STATE_STAGE.get(old.state, -1)
+            ):
+                continue  # the hash lags the message that announced the change
+            view.announced.pop(path, None)
+            view.set_row(row)
+            changed.append(row)
+        if changed:
+            await push.actions_changed(self.hub, pulse, changed, view.current_phase, view.summary)
+
+    def _mark(self, key: str, field: str, value: str) -> None:
+        self._dirty.setdefault(key, {})[field] = value
+
+    async def _flush_observations(self, client) -> None:
+        state = {"polled_at": f"{self.clock():.3f}", "tables_seen": f"{self.tables_seen_at:.3f}"}
+        if self.last_heartbeat is not None:
+            state["last_heartbeat"] = f"{self.last_heartbeat:.3f}"
+        self._mark_all(ck.reader_state_key(), state)
+        dirty, self._dirty = self._dirty, {}
+        pipe = client.pipeline(transaction=False)
+        for key, mapping in dirty.items():
+            pipe.hset(key, mapping=mapping)
+        await pipe.execute()
+
+    def _mark_all(self, key: str, mapping: dict[str, str]) -> None:
+        self._dirty.setdefault(key, {}).update(mapping)
+
+    # --- messages ------------------------------------------------------------------
+
+    async def _listen(self, pubsub) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is None or message.get("type") not in ("pmessage", "message"):
+                continue
+            await self.handle_message(text(message["channel"]), text(message["data"]))
+
+    async def handle_message(self, channel: str, data: str) -> None:
+        now = self.clock()
+        if channel == p.MONITOR_PUBSUB:
+            message = p.parse_monitor_message(data)
+            if isinstance(message, p.Doing):
+                await self._on_doing(message, now)
+            elif isinstance(message, p.Done):
+                await self._on_done(message, now)
+            elif isinstance(message, p.EndPhase):
+                self.wake()
+        elif channel.startswith(p.SERVER_PUBSUB + ":"):
+            message = p.parse_server_message(channel, data)
+            if message is None:
+                return
+            self.message_seen[message.ident] = now
+            self._mark(ck.server_message_seen_key(), message.ident, f"{now:.3f}")
+            if message.verb == p.HEARTBEAT:
+                await self._on_heartbeat(message, now)
+        elif channel == p.DISPATCHER_COMMANDS:
+            self.wake()  # tables are built and pulses created without a word
+        elif channel == p.DISPATCHER_PUBSUB:
+            completion = p.parse_completion(data)
+            if completion is not None:
+                self.activity[PulseRef(completion.tree, completion.shot)] = now
+
+    async def _on_heartbeat(self, message: p.ServerMessage, now: float) -> None:
+        key = f"{message.ident}:{message.argument}"
+        self.heartbeat_seen[key] = now
+        self.last_heartbeat = now
+        self._mark(ck.heartbeat_seen_key(), key, f"{now:.3f}")
+        row = self.servers.get(key)
+        if row is not None:
+            row = self.servers[key] = replace(row, heartbeat_seen=now)
+            await push.servers_changed(self.hub, [row], now)
+        if self.header is not None and self.header.watchdog_stopped:
+            await self._emit_header()
+
+    async def _on_doing(self, m: p.Doing, now: float) -> None:
+        pulse = PulseRef(m.tree, m.shot)
+        self.activity[pulse] = now
+        client = self._client or async_client()
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(ck.doing_at_key(m.tree, m.shot), m.path, f"{now:.3f}")
+        pipe.hdel(ck.done_at_key(m.tree, m.shot), m.path)
+        await pipe.execute()
+        self._announce(pulse, m.path, now, state=p.STATE_DOING, doing_at=now, done_at=None)
+
+    async def _on_done(self, m: p.Done, now: float) -> None:
+        pulse = PulseRef(m.tree, m.shot)
+        self.activity[pulse] = now
+        client = self._client or async_client()
+        await client.hset(ck.done_at_key(m.tree, m.shot), m.path, f"{now:.3f}")
+        self._announce(
+            pulse, m.path, now, state=p.STATE_DONE, status=p.known_status(m.status), done_at=now
+        )
+
+    def _announce(self, pulse: PulseRef, path: str, now: float, **changes) -> None:
+        view = self.pulses.get(pulse)
+        if view is None or path not in view.rows:
+            self.wake()
+            return
+        if "status" in changes:
+            changes["raw_status"] = changes["status"]
+        changes["raw_state"] = changes["state"]
+        row = replace(view.rows[path], **changes)
+        view.set_row(row, announced_at=now)
+        self._pending.setdefault(pulse, {})[path] = row
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush_announced())
+
+    async def _flush_announced(self) -> None:
+        await asyncio.sleep(BATCH_SECONDS)
+        pending, self._pending = self._pending, {}
+        for pulse, rows in pending.items():
+            view = self.pulses.get(pulse)
+            if view is not None:
+                await push.actions_changed(
+                    self.hub, pulse, list(rows.values()), view.current_phase, view.summary
+                )
+        await self._emit_header()
+
+    # --- the header ----------------------------------------------------------------
+
+    def header_now(self) -> HeaderState:
+        now = self.clock()
+        pulse = self.pointers.current
+        phase = self.pointers.phase_of(pulse.tree) if pulse else ""
+        view = self.pulses.get(pulse) if pulse else None
+        return header_state(
+            location=self.location,
+            redis_ok=self.connected,
+            redis_error=self.error,
+            pulse=pulse,
+            phase=phase,
+            rows=view.rows.values() if view else (),
+            last_activity=self.activity.get(pulse) if pulse else None,
+            servers=self.servers.values(),
+            last_heartbeat=self.last_heartbeat,
+            watching_since=max(self.started_at, self.tables_seen_at),
+            tables_built=self.pointers.last_build is not None,
+            now=now,
+        )
+
+    async def _emit_header(self) -> None:
+        header = self.header_now()
+        if header != self.header:
+            self.header = header
+            await push.header_changed(self.hub, header)
+
+
+def _decoded(raw) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        return {}
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,64 @@
+"""Starts the process's reader and log tail inside the server's event loop,
+on the first connection of any kind, so that plain ``daphne`` is a complete
+console; a separate ``run_reader`` worker can replace it (setting
+``WEBMONITOR_READER_AUTOSTART=0``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from monitor_app.hub import hub
+from monitor_app.logtail import LogTail
+from monitor_app.reader import Reader
+
+log = logging.getLogger(__name__)
+
+_reader: Reader | None = None
+_tasks: list[asyncio.Task] = []
+
+
+def current_reader() -> Reader | None:
+    """The running reader of this process, if it runs in this event loop."""
+    if _reader is None or not _tasks or all(t.done() for t in _tasks):
+        return None
+    return _reader
+
+
+def ensure_started() -> Reader | None:
+    """Start the reader and the log tail once per process (and event loop)."""
+    global _reader
+    if not settings.WEBMONITOR_READER_AUTOSTART:
+        return None
+    loop = asyncio.get_running_loop()
+    if _tasks and not all(t.done() for t in _tasks) and _tasks[0].get_loop() is loop:
+        return _reader
+    _reader = Reader(hub)
+    tail = LogTail(hub, settings.WEBMONITOR_PUBSUB_LOG)
+    _tasks[:] = [
+        loop.create_task(_reader.run(), name="webmonitor-reader"),
+        loop.create_task(tail.run(), name="webmonitor-logtail"),
+    ]
+    log.info("console reader started (poll every %.1f s)", _reader.poll_interval)
+    return _reader
+
+
+async def stop() -> None:
+    for task in _tasks:
+        task.cancel()
+    await asyncio.gather(*_tasks, return_exceptions=True)
+    _tasks.clear()
+
+
+class StartReader:
+    """ASGI middleware: make sure the reader runs, then pass the call on."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            ensure_started()
+        return await self.app(scope, receive, send)

@@ -1,0 +1,248 @@
+"""The four tabs and the action log. Each view reads through the selectors,
+shapes with the presenters and renders a page, or only its fragment for an
+HTMX request. A lost Redis gives the page with a banner, never an error."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from monitor_app import protocol as p
+from monitor_app import selectors
+from monitor_app.header import HeaderState, header_state
+from monitor_app.logtail import last_lines
+from monitor_app.models import OPERATE_PERMISSION
+from monitor_app.presenters import ActionQuery, action_tables
+from monitor_app.redis_client import redis_location
+from monitor_app.selectors import RedisUnavailable
+from monitor_app.startup import current_reader
+from monitor_app.state import PulseRef, ServerRow
+
+PARTIALS = "monitor/partials/"
+
+
+async def _header(servers: list[ServerRow] | None = None) -> HeaderState:
+    """The header from this process's reader when it runs; else read now."""
+    reader = current_reader()
+    if reader is not None and reader.polls:
+        return reader.header_now()
+    location = redis_location()
+    try:
+        pointers = await selectors.pointers_get()
+        if servers is None:
+            servers = await selectors.servers_list()
+        observed = await selectors.reader_observations()
+        pulse = pointers.current
+        phase = pointers.phase_of(pulse.tree) if pulse else ""
+        rows = []
+        if pulse and phase:
+            live = {s.ident for s in servers if s.is_on}
+            actions = await selectors.pulse_actions(pulse.tree, pulse.shot, live_idents=live)
+            rows = actions.rows.values()
+    except RedisUnavailable as exc:
+        return HeaderState(redis_location=location, redis_ok=False, redis_error=str(exc))
+    now = time.time()
+    return header_state(
+        location=location,
+        redis_ok=True,
+        pulse=pulse,
+        phase=phase,
+        rows=rows,
+        last_activity=None,
+        servers=servers,
+        last_heartbeat=_float(observed.get("last_heartbeat")),
+        watching_since=_float(observed.get("tables_seen")) or now,
+        tables_built=pointers.last_build is not None,
+        now=now,
+    )
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+async def _base_context(request: HttpRequest, tab: str, header: HeaderState) -> dict:
+    user = await request.auser()
+    return {
+        "tab": tab,
+        "header": header,
+        "can_operate": await user.ahas_perm(OPERATE_PERMISSION),
+        "now": time.time(),
+        "stale_bound": settings.WEBMONITOR_STALE_SECONDS,
+    }
+
+
+async def _servers(request: HttpRequest) -> tuple[list[ServerRow], str]:
+    try:
+        return await selectors.servers_list(), ""
+    except RedisUnavailable as exc:
+        return [], str(exc)
+
+
+@require_GET
+async def servers_page(request: HttpRequest) -> HttpResponse:
+    servers, error = await _servers(request)
+    header = await _header(servers if not error else None)
+    context = await _base_context(request, "servers", header)
+    context.update(servers=servers, error=error)
+    if request.htmx:
+        return render(request, PARTIALS + "_servers_table.html", context)
+    return render(request, "monitor/servers.html", context)
+
+
+@require_GET
+async def heartbeat_page(request: HttpRequest) -> HttpResponse:
+    servers, error = await _servers(request)
+    header = await _header(servers if not error else None)
+    context = await _base_context(request, "heartbeat", header)
+    context.update(servers=sorted(servers, key=lambda r: (r.ident, r.server_id)), error=error)
+    if request.htmx:
+        return render(request, PARTIALS + "_heartbeat_table.html", context)
+    return render(request, "monitor/heartbeat.html", context)
+
+
+def _requested_pulse(request: HttpRequest) -> tuple[PulseRef | None, str]:
+    tree = (request.GET.get("tree") or "").strip()
+    shot = (request.GET.get("shot") or "").strip()
+    if not tree and not shot:
+        return None, ""
+    ref = p.parse_key(p.action_status_key(tree.upper(), shot))
+    if ref is None:
+        return None, "That is not a pulse: a tree is a name like DEMO, a shot a positive number."
+    return PulseRef(ref.tree, ref.shot), ""
+
+
+@require_GET
+async def actions_page(request: HttpRequest) -> HttpResponse:
+    if "pulse" in request.GET:  # the pulse selector: go to its bookmarkable URL
+        tree, _, shot = request.GET["pulse"].partition(":")
+        return redirect(f"{request.path}?{urlencode({'tree': tree, 'shot': shot})}")
+    query = ActionQuery.from_params(request.GET)
+    chosen, notice = _requested_pulse(request)
+    pulses: list[PulseRef] = []
+    actions = None
+    error = ""
+    try:
+        pointers = await selectors.pointers_get()
+        pulses = await selectors.pulses_list()
+        pulse = chosen or selectors.default_pulse(pulses, pointers)
+        if pulse is not None:
+            actions = await selectors.pulse_actions(pulse.tree, pulse.shot)
+    except RedisUnavailable as exc:
+        pulse, error = chosen, str(exc)
+    header = await _header()
+    context = await _base_context(request, "actions", header)
+    current_phase = actions.current_phase if actions else ""
+    tables = action_tables(actions.rows if actions else {}, query, current_phase)
+    from monitor_app.state import summarize
+
+    context.update(
+        pulse=pulse,
+        pulses=pulses if pulse is None or pulse in pulses else [pulse, *pulses],
+        notice=notice,
+        error=error,
+        query=query,
+        current_phase=current_phase,
+        tables=tables,
+        summary=summarize(actions.rows.values()) if actions else None,
+        has_actions=bool(actions and actions.rows),
+        sort_links=query.sort_links(pulse),
+        page_urls={
+            "prev": query.url(pulse, page=tables.page.number - 1)
+            if tables.page.has_previous()
+            else "",
+            "next": query.url(pulse, page=tables.page.number + 1) if tables.page.has_next() else "",
+        },
+        self_url=request.path + query.url(pulse),
+    )
+    if request.htmx:
+        return render(request, PARTIALS + "_actions_tables.html", context)
+    return render(request, "monitor/actions.html", context)
+
+
+@require_GET
+async def action_log(request: HttpRequest) -> HttpResponse:
+    pulse, notice = _requested_pulse(request)
+    path = request.GET.get("path") or ""
+    log_text, error = None, ""
+    if pulse is not None and path:
+        try:
+            log_text = await selectors.action_log_get(pulse.tree, pulse.shot, path)
+        except RedisUnavailable as exc:
+            error = str(exc)
+    elif not notice:
+        notice = "Choose an action: a tree, a shot and the action's path are needed."
+    if request.GET.get("download") and log_text is not None:
+        response = HttpResponse(log_text, content_type="text/plain; charset=utf-8")
+        name = "".join(c if c.isalnum() else "_" for c in path).strip("_")[:80] or "action"
+        response["Content-Disposition"] = (
+            f'attachment; filename="{pulse.tree}_{pulse.shot}_{name}.log"'
+        )
+        return response
+    context = {
+        "pulse": pulse,
+        "path": path,
+        "log_text": log_text,
+        "notice": notice,
+        "error": error,
+    }
+    if request.htmx:
+        return render(request, PARTIALS + "_action_log.html", context)
+    header = await _header()
+    context.update(await _base_context(request, "actions", header))
+    return render(request, "monitor/action_log.html", context)
+
+
+@require_GET
+async def logs_page(request: HttpRequest) -> HttpResponse:
+    path = settings.WEBMONITOR_PUBSUB_LOG
+    lines = last_lines(path)
+    if request.htmx:
+        return render(request, PARTIALS + "_log_lines.html", {"lines": lines, "oob": False})
+    header = await _header()
+    context = await _base_context(request, "logs", header)
+    context.update(lines=lines, log_path=path, log_exists=path.exists())
+    return render(request, "monitor/logs.html", context)
+
+
+NOTE_MAX = 500
+
+
+async def log_note(request: HttpRequest) -> HttpResponse:
+    """An operator's own line in the log, recorded with their user name."""
+    from django.http import HttpResponseNotAllowed
+
+    from monitor_app.pubsub_log import OPERATOR_NOTE, append_line
+
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    user = await request.auser()
+    if not await user.ahas_perm(OPERATE_PERMISSION):
+        return HttpResponse("Only operators may add to the log.", status=403)
+    message = " ".join((request.POST.get("message") or "").split())
+    error = ""
+    if not message:
+        error = "Write a message first."
+    elif len(message) > NOTE_MAX:
+        error = f"At most {NOTE_MAX} characters, please ({len(message)} given)."
+    if not error:
+        append_line(OPERATOR_NOTE, f"{user.get_username()}: {message}")
+    context = {"error": error, "message": message if error else "", "saved": not error}
+    status = 400 if error else 200
+    if request.htmx:
+        return render(request, PARTIALS + "_log_note_form.html", context, status=status)
+    if error:
+        header = await _header()
+        context.update(await _base_context(request, "logs", header))
+        path = settings.WEBMONITOR_PUBSUB_LOG
+        context.update(lines=last_lines(path), log_path=path, log_exists=path.exists())
+        return render(request, "monitor/logs.html", context, status=status)
+    return redirect("monitor:logs")

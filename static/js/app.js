@@ -1,0 +1,144 @@
+// Behaviour the server cannot give: JSON notes from the WebSocket, relative
+// times, the log's pause and auto-scroll, the log dialog, copy to clipboard.
+// Everything the server sends is swapped by htmx; nothing here builds HTML.
+(function () {
+  "use strict";
+
+  var paused = false;
+  var buffered = [];
+  var MAX_LOG_LINES = 5000;
+
+  function refresh(target) {
+    var ids = { servers: "servers-table", heartbeat: "heartbeat-table", actions: "actions-tables", logs: "log-box" };
+    var el = document.getElementById(ids[target]);
+    if (el) { htmx.trigger(el, "wm-refresh"); }
+  }
+
+  var refreshTimer = null;
+  function refreshSoon(target) {
+    if (refreshTimer) { return; }
+    refreshTimer = setTimeout(function () { refreshTimer = null; refresh(target); }, 300);
+  }
+
+  document.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    var message = evt.detail.message;
+    if (typeof message !== "string") { return; }
+    if (message.charAt(0) === "{") {
+      evt.preventDefault();
+      try {
+        var note = JSON.parse(message);
+        if (note.refresh) { refresh(note.refresh); }
+      } catch (e) { /* not a note of ours */ }
+      return;
+    }
+    if (paused && message.indexOf('id="log-lines"') !== -1) {
+      evt.preventDefault();
+      buffered.push(message);
+      var info = document.getElementById("log-buffered");
+      if (info) { info.hidden = false; info.textContent = buffered.length + " update(s) held while paused"; }
+    }
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var lines = document.getElementById("log-lines");
+    if (lines) {
+      while (lines.childElementCount > MAX_LOG_LINES) { lines.removeChild(lines.firstElementChild); }
+      if (!paused) { scrollLog(); }
+    }
+    var tables = document.getElementById("actions-tables");
+    if (tables && tables.dataset.filtered) { refreshSoon("actions"); }
+    tick();
+  });
+
+  function scrollLog() {
+    var box = document.getElementById("log-box");
+    if (box) { box.scrollTop = box.scrollHeight; }
+  }
+
+  function setWs(state) {
+    var el = document.getElementById("ws-state");
+    if (!el) { return; }
+    el.textContent = state;
+    el.className = "ws-state ws-" + state;
+  }
+  document.addEventListener("htmx:wsOpen", function () { setWs("live"); });
+  document.addEventListener("htmx:wsClose", function () { setWs("offline"); });
+  document.addEventListener("htmx:wsError", function () { setWs("offline"); });
+
+  // After a reconnect the page may have missed changes: fetch its parts again.
+  var opened = false;
+  document.addEventListener("htmx:wsOpen", function () {
+    if (opened) { ["servers", "heartbeat", "actions", "logs"].forEach(refresh); }
+    opened = true;
+  });
+
+  function ago(seconds) {
+    if (seconds < 0) { seconds = 0; }
+    if (seconds < 90) { return Math.round(seconds) + " s"; }
+    if (seconds < 5400) { return Math.round(seconds / 60) + " min"; }
+    return Math.round(seconds / 3600) + " h";
+  }
+
+  function tick() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll("time[data-ts]").forEach(function (el) {
+      var ts = parseFloat(el.dataset.ts);
+      if (isNaN(ts)) { return; }
+      el.textContent = el.dataset.elapsed ? "running " + ago(now - ts) : ago(now - ts) + " ago";
+    });
+  }
+  setInterval(tick, 1000);
+
+  document.addEventListener("click", function (evt) {
+    var target = evt.target;
+    if (!(target instanceof Element)) { return; }
+    if (target.id === "log-pause") {
+      paused = !paused;
+      target.setAttribute("aria-pressed", paused ? "true" : "false");
+      target.textContent = paused ? "Resume" : "Pause";
+      if (!paused) {
+        var held = buffered; buffered = [];
+        var info = document.getElementById("log-buffered");
+        if (info) { info.hidden = true; }
+        held.forEach(function (html) {
+          htmx.swap("#log-lines", html, { swapStyle: "none" });
+        });
+        scrollLog();
+      }
+    }
+    var copy = target.closest("[data-copy]");
+    if (copy) {
+      var source = document.getElementById(copy.dataset.copy);
+      if (source) { copyText(source.textContent, copy); }
+    }
+  });
+
+  function copyText(text, button) {
+    function done() { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+      return;
+    }
+    var area = document.createElement("textarea");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); done(); } finally { document.body.removeChild(area); }
+  }
+
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "log-dialog-body") {
+      var dialog = document.getElementById("log-dialog");
+      if (dialog && !dialog.open) { dialog.showModal(); }
+    }
+    if (evt.detail.target && evt.detail.target.id === "log-lines") { scrollLog(); }
+    tick();
+  });
+
+  document.addEventListener("change", function (evt) {
+    var el = evt.target;
+    if (el instanceof HTMLSelectElement && el.hasAttribute("data-autosubmit")) { el.form.submit(); }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { tick(); scrollLog(); });
+})();
