@@ -6,4 +6,9 @@ class MonitorAppConfig(AppConfig):
     verbose_name = "Dispatcher monitor"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from monitor_app import checks  # noqa: F401 - registers the checks
+        from monitor_app.roles import ensure_roles_after_migrate
+
+        post_migrate.connect(ensure_roles_after_migrate, sender=self)

@@ -155,11 +155,7 @@ class Reader:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            try:
-                await pubsub.aclose()
-                await sub_client.aclose()
-            except Exception:  # noqa: BLE001,S110 - closing a dead connection
-                pass
+            await _close_quietly(pubsub, sub_client)
 
     async def _set_down(self, error: str) -> None:
         was = self.connected
@@ -424,6 +420,15 @@ class Reader:
         if header != self.header:
             self.header = header
             await push.header_changed(self.hub, header)
+
+
+async def _close_quietly(*closables) -> None:
+    """Close connections without waiting on a dead or half-read socket."""
+    for item in closables:
+        try:
+            await asyncio.wait_for(item.aclose(), timeout=1.0)
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001,S110 - best effort
+            pass
 
 
 def _decoded(raw) -> dict[str, str]:

@@ -78,3 +78,12 @@ def text(value: bytes | str | None) -> str | None:
 #: What "Redis is unreachable" looks like. A ``ResponseError`` (a key of the
 #: wrong type, say) is bad data, not an outage, and is not in here.
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def sync_pubsub_client() -> redis.Redis:
+    """A client for a blocking subscriber: reads wait for messages, not for
+    the command timeout; connecting is still bounded."""
+    options = _options()
+    options["socket_timeout"] = None
+    options["socket_keepalive"] = True
+    return redis.Redis.from_url(settings.REDIS_URL, **options)

@@ -48,7 +48,8 @@ def ensure_started() -> Reader | None:
 async def stop() -> None:
     for task in _tasks:
         task.cancel()
-    await asyncio.gather(*_tasks, return_exceptions=True)
+    if _tasks:
+        await asyncio.wait(_tasks, timeout=3.0)
     _tasks.clear()
 
 

@@ -90,12 +90,18 @@ def operator(db, django_user_model):
 
 
 @pytest.fixture
-def viewer_client(client, viewer):
+def viewer_client(viewer):
+    from django.test import Client
+
+    client = Client()
     client.force_login(viewer)
     return client
 
 
 @pytest.fixture
-def operator_client(client, operator):
+def operator_client(operator):
+    from django.test import Client
+
+    client = Client()
     client.force_login(operator)
     return client

@@ -34,3 +34,133 @@ def test_server_monitor_lists_every_class_and_id(viewer_client, load_snapshot):
     for ident in ("TIMING_SERVER", "DAQ_SERVER", "CAMERA_SERVER", "ANALYSIS_SERVER"):
         assert ident in html
     assert html.count("DAQ_SERVER") >= 2  # ids 1 and 2
+
+
+def test_actions_monitor_shows_the_recorded_pulse(viewer_client, load_snapshot):
+    keys = load_snapshot("do_phase_STORE")
+    html = viewer_client.get("/actions/").content.decode()
+    for path in keys["ACTION_STATUS:DEMO:42"]["value"]:
+        assert path in html
+    assert "cat-failed" in html and "cat-success" in html and "cat-off" in html
+    assert "Active actions" in html and "phase STORE" in html
+    assert 'id="summary"' in html
+
+
+def test_actions_filter_and_sort_are_in_the_url(viewer_client, load_snapshot):
+    load_snapshot("do_phase_STORE")
+    html = viewer_client.get(
+        "/actions/?tree=DEMO&shot=42&server=CAMERA_SERVER&sort=-node"
+    ).content.decode()
+    assert "\\DEMO::TOP.CAMERA:CHECK_ACTION" in html
+    assert "\\DEMO::TOP.DAQ.ADC1:INIT_ACTION" not in html
+    table = html[html.index("All actions") :]
+    assert table.index("CAMERA:STORE_ACTION") < table.index("CAMERA:ACQ_ACTION")
+    html = viewer_client.get(
+        "/actions/?tree=DEMO&shot=42&state=FAILED_BADLY&q=ADC4"
+    ).content.decode()
+    assert "\\DEMO::TOP.DAQ.ADC4:INIT_ACTION" in html  # unknown filter values are ignored
+
+
+def test_pulse_selector_redirects_to_a_bookmarkable_url(viewer_client, redis_db):
+    response = viewer_client.get("/actions/?pulse=DEMO:43")
+    assert response.status_code == 302
+    assert response["Location"] == "/actions/?tree=DEMO&shot=43"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["tree=DE:MO&shot=42", "tree=DEMO&shot=-1", "tree=DEMO&shot=99999999999999", "tree=%00&shot=x"],
+)
+def test_bad_pulse_in_the_url_is_a_message_not_an_error(viewer_client, redis_db, query):
+    response = viewer_client.get("/actions/?" + query)
+    assert response.status_code == 200
+    assert "That is not a pulse" in response.content.decode()
+
+
+def test_bad_data_in_redis_never_gives_a_500(viewer_client, redis_server, redis_db):
+    import redis
+
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.hset("ACTION_INFO:DEMO:1:DAQ", b"\\DEMO::<b>BAD\xff", b"\xfe\xff")
+    raw.set("ACTION_STATUS:DEMO:1", "not a hash")
+    raw.set("LAST_BUILD_TABLE", "{{{")
+    raw.set("CURRENT_PHASE", "not a hash")
+    raw.hset("ACTION_SERVER_ACTIVE:X", "1", b"\xff")
+    raw.set("ACTION_SERVER_ACTIVE:Y", "string")
+    raw.hset("ACTION_LOG:DEMO:1", "\\DEMO::L", b"<script>alert(1)</script>\xff")
+    for url in PAGES + [
+        "/actions/?tree=DEMO&shot=1",
+        "/actions/log/?tree=DEMO&shot=1&path=%5CDEMO::L",
+    ]:
+        response = viewer_client.get(url)
+        assert response.status_code == 200, url
+        assert b"<script>alert" not in response.content
+        assert b"<b>BAD" not in response.content
+
+
+def test_redis_down_pages_render_with_a_banner(viewer_client, settings, redis_db):
+    from tests.redis_server import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    for url in PAGES:
+        response = viewer_client.get(url)
+        assert response.status_code == 200
+        assert "unreachable — retrying" in response.content.decode()
+
+
+def test_action_log_view_copy_and_download(viewer_client, redis_db):
+    path = "\\DEMO::TOP.CAMERA:CHECK_ACTION"
+    redis_db.hset("ACTION_LOG:DEMO:42", path, "line one\n<i>two</i>\n")
+    response = viewer_client.get("/actions/log/", {"tree": "DEMO", "shot": "42", "path": path})
+    html = response.content.decode()
+    assert "&lt;i&gt;two&lt;/i&gt;" in html and 'data-copy="log-text"' in html
+    response = viewer_client.get(
+        "/actions/log/", {"tree": "DEMO", "shot": "42", "path": path, "download": "1"}
+    )
+    assert response["Content-Type"].startswith("text/plain")
+    assert "attachment" in response["Content-Disposition"]
+    assert response.content == b"line one\n<i>two</i>\n"
+    response = viewer_client.get(
+        "/actions/log/", {"tree": "DEMO", "shot": "42", "path": "\\DEMO::NOPE"}
+    )
+    assert "has no log" in response.content.decode()
+
+
+def test_htmx_requests_get_only_the_fragment(viewer_client, load_snapshot):
+    load_snapshot("do_phase_STORE")
+    html = viewer_client.get("/actions/", HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith('<section id="actions-tables"')
+    html = viewer_client.get("/servers/", HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith('<section id="servers-table"')
+
+
+def test_log_viewer_tail_and_notes(operator_client, viewer_client, settings, redis_db, tmp_path):
+    settings.WEBMONITOR_PUBSUB_LOG = log = tmp_path / "redis_pubsub.log"
+    log.write_text("".join(f"2026-12-03 10:00:00 - CH | line {i}\n" for i in range(300)))
+    html = viewer_client.get("/logs/").content.decode()
+    assert "line 299" in html and "line 100" in html and "line 99<" not in html
+    assert "log-note-form" not in html  # viewers see no form
+    assert viewer_client.post("/logs/note/", {"message": "hi"}).status_code == 403
+    response = operator_client.post("/logs/note/", {"message": "  "})
+    assert response.status_code == 400 and "Write a message" in response.content.decode()
+    response = operator_client.post("/logs/note/", {"message": "check <camera> cooling"})
+    assert response.status_code == 302
+    last = log.read_text().splitlines()[-1]
+    assert last.endswith("WEBMONITOR_NOTE | otto: check <camera> cooling")
+
+
+def test_login_and_logout(client, viewer, redis_db):
+    response = client.post("/accounts/login/", {"username": "vera", "password": "pw-vera"})
+    assert response.status_code == 302
+    assert client.get("/servers/").status_code == 200
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert client.get("/servers/").status_code == 302
+
+
+def test_csrf_is_enforced(viewer, operator, redis_db):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(operator)
+    assert strict.post("/logs/note/", {"message": "x"}).status_code == 403

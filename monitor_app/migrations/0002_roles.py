@@ -3,8 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-VIEWERS = "viewers"
-OPERATORS = "operators"
+from monitor_app.roles import OPERATORS, VIEWERS, ensure_roles
 
 
 def create_roles(apps, schema_editor):
@@ -13,18 +12,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    operate = Permission.objects.get(
-        content_type__app_label="monitor_app", codename="operate_dispatcher"
-    )
-    view_records = Permission.objects.get(
-        content_type__app_label="monitor_app", codename="view_commandrecord"
-    )
-    viewers, _ = Group.objects.get_or_create(name=VIEWERS)
-    viewers.permissions.add(view_records)
-    operators, _ = Group.objects.get_or_create(name=OPERATORS)
-    operators.permissions.add(operate, view_records)
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_roles(apps, schema_editor):

@@ -1,0 +1,147 @@
+"""The reader: diffs of polled hashes, announced changes at once, outages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from monitor_app.hub import TOPIC_HEADER, TOPIC_HEARTBEAT, TOPIC_SERVERS, Hub, pulse_topic
+from monitor_app.reader import Reader
+from monitor_app.state import PulseRef
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.event = asyncio.Event()
+
+    async def push(self, message: str) -> None:
+        self.messages.append(message)
+        self.event.set()
+
+    async def wait_for(self, needle: str, timeout: float = 5.0) -> str:
+        return await self.wait_until(lambda m: needle in m, timeout, needle)
+
+    async def wait_until(self, test, timeout: float = 5.0, what: str = "") -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for message in self.messages:
+                if test(message):
+                    return message
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{what!r} never came; got {self.messages!r}")
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+
+@pytest.fixture
+def hub_and_inbox():
+    hub, inbox = Hub(), Inbox()
+    return hub, inbox
+
+
+async def test_poll_sends_only_what_changed(redis_db, load_snapshot, hub_and_inbox):
+    hub, inbox = hub_and_inbox
+    load_snapshot("do_phase_STORE")
+    pulse = PulseRef("DEMO", "42")
+    hub.add(inbox, {pulse_topic(pulse), TOPIC_SERVERS}, "viewer")
+    reader = Reader(hub, poll_interval=10)
+    await reader.poll_once()
+    first = list(inbox.messages)
+    inbox.messages.clear()
+    await reader.poll_once()
+    assert inbox.messages == []  # nothing changed, nothing sent
+    path = "\\DEMO::TOP.TIMING:STORE_ACTION"
+    redis_db.hset("ACTION_INFO:DEMO:42:TIMING_SERVER", path, "SERVER_OFF")
+    redis_db.hset("ACTION_SERVER_ACTIVE:DAQ_SERVER", "2", "OFF")
+    await reader.poll_once()
+    joined = "".join(inbox.messages)
+    assert "TIMING:STORE_ACTION" in joined and "SERVER_OFF" in joined
+    assert "DAQ_SERVER" in joined
+    assert joined.count("<tr ") <= 4  # one action (two tables) and one server row
+    assert first  # the first poll of a reader sends no rows, only new state
+    assert reader.pulses[pulse].summary.server_off == 2
+
+
+async def test_announced_changes_do_not_wait_for_a_poll(redis_db, load_snapshot, hub_and_inbox):
+    hub, inbox = hub_and_inbox
+    load_snapshot("do_phase_STORE")
+    pulse = PulseRef("DEMO", "42")
+    hub.add(inbox, {pulse_topic(pulse)}, "operator")
+    reader = Reader(hub, poll_interval=30)
+    task = asyncio.create_task(reader.run())
+    try:
+        await asyncio.sleep(0.3)
+        path = "\\DEMO::TOP.CAMERA:STORE_ACTION"
+        redis_db.publish("DISPATCH_MONITOR_PUBSUB", f"DOING+DEMO+42+CAMERA_SERVER+1+{path}+9")
+        message = await inbox.wait_for("CAMERA:STORE_ACTION", timeout=3)
+        assert "DOING" in message
+        redis_db.publish(
+            "DISPATCH_MONITOR_PUBSUB", f"DONE+DEMO+42+CAMERA_SERVER+1+{path}+9+Failure"
+        )
+        message = await inbox.wait_for("Failure", timeout=3)
+        assert "cat-failed" in message
+        assert redis_db.hget("WEBMONITOR:DOING_AT:DEMO:42", path)
+        assert redis_db.hget("WEBMONITOR:DONE_AT:DEMO:42", path)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_heartbeats_are_noted(redis_db, load_snapshot, hub_and_inbox):
+    hub, inbox = hub_and_inbox
+    load_snapshot("do_phase_INIT")
+    hub.add(inbox, {TOPIC_HEARTBEAT}, "viewer")
+    reader = Reader(hub, poll_interval=30)
+    task = asyncio.create_task(reader.run())
+    try:
+        await asyncio.sleep(0.3)
+        redis_db.publish("ACTION_SERVER_PUBSUB:DAQ_SERVER", "HEARTBEAT+2")
+        message = await inbox.wait_for("DAQ_SERVER", timeout=3)
+        assert "data-ts" in message
+        assert reader.last_heartbeat is not None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_outage_shows_a_banner_and_recovers(redis_server, redis_db, hub_and_inbox):
+    hub, inbox = hub_and_inbox
+    hub.add(inbox, {TOPIC_HEADER}, "viewer")
+    reader = Reader(hub, poll_interval=0.2)
+    task = asyncio.create_task(reader.run())
+    try:
+        await inbox.wait_for("reachable")
+        inbox.messages.clear()
+        redis_server.stop()
+        message = await inbox.wait_for("unreachable — retrying", timeout=8)
+        assert redis_server.url.split("//")[1].split("/")[0] in message
+        inbox.messages.clear()
+        redis_server.start()
+        await inbox.wait_until(
+            lambda m: 'id="wm-status"' in m and "unreachable" not in m, 15, "a clear header"
+        )
+        assert reader.connected
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_watchdog_alarm_when_heartbeats_stop(redis_db, load_snapshot, settings):
+    settings.WEBMONITOR_WATCHDOG_SECONDS = 15
+    load_snapshot("do_phase_INIT")
+    now = [1000.0]
+    reader = Reader(Hub(), poll_interval=30, clock=lambda: now[0])
+    await reader.poll_once()
+    assert not reader.header_now().watchdog_stopped
+    now[0] += 16
+    header = reader.header_now()
+    assert header.watchdog_stopped and header.seconds_without_heartbeat >= 15
+    await reader.handle_message("ACTION_SERVER_PUBSUB:DAQ_SERVER", "HEARTBEAT+1")
+    assert not reader.header_now().watchdog_stopped
