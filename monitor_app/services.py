@@ -234,7 +234,10 @@ class _Command:
         self.tree, self.shot = tree, str(shot)
 
     def summary(self) -> str:
-        shown = [str(a) for a in self.arguments.values() if a not in (None, "", [])]
+        values = dict(self.arguments)
+        if self.tree:  # as sent: upper-cased, the default pulse filled in
+            values.update(tree=self.tree, shot=self.shot)
+        shown = [str(a) for a in values.values() if a not in (None, "", [])]
         return " ".join([self.name, *shown])
 
     def record(self, ok: bool, result: str, *, refused: bool = False) -> CommandRecord:

@@ -109,7 +109,7 @@ def test_create_pulse_sends_hset_and_publish_in_one_transaction(
     assert record.ok and record.user == web_actor.user and record.pk == result.record_id
     assert record.arguments == {"tree": "demo", "shot": "42"}
     assert "PUBLISH ACTION_DISPATCHER_COMMANDS create_pulse:DEMO:42" in record.result
-    assert log_lines(pubsub_log) == [("WEBMONITOR_COMMAND", "otto: create_pulse demo 42 -> ok")]
+    assert log_lines(pubsub_log) == [("WEBMONITOR_COMMAND", "otto: create_pulse DEMO 42 -> ok")]
 
 
 def test_a_subscriber_sees_the_message(redis_db, shell_actor):
