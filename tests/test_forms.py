@@ -108,3 +108,18 @@ def test_refusal_goes_next_to_the_field():
     s.CommandRefused({"path": ["not an action"], "__all__": ["and more"]}).add_to_form(form)
     assert form.errors["path"] == ["not an action"]
     assert form.non_field_errors() == ["and more"]
+
+
+def test_admin_lists_records_read_only(admin_client, db):
+    from monitor_app.models import CommandRecord
+
+    record = CommandRecord.objects.create(
+        username="otto", source="shell", command="abort", ok=True, result="sent"
+    )
+    page = admin_client.get("/admin/monitor_app/commandrecord/?source__exact=shell&ok__exact=1")
+    assert page.status_code == 200 and b"otto" in page.content
+    assert admin_client.get("/admin/monitor_app/commandrecord/add/").status_code == 403
+    change = admin_client.get(f"/admin/monitor_app/commandrecord/{record.pk}/change/")
+    assert change.status_code == 200 and b'name="_save"' not in change.content
+    delete = admin_client.post(f"/admin/monitor_app/commandrecord/{record.pk}/delete/")
+    assert delete.status_code == 403 and CommandRecord.objects.count() == 1
