@@ -54,6 +54,12 @@ CHANNEL_PATTERNS: Final = (
     SERVER_PUBSUB + ":*",
 )
 
+#: Channel names of the console's own lines in the pub/sub log file (no
+#: dispatcher process publishes on them): commands the console ran, and
+#: messages typed by operators.
+LOG_CHANNEL_COMMAND: Final = "WEBMONITOR_COMMAND"
+LOG_CHANNEL_MESSAGE: Final = "WEBMONITOR_MESSAGE"
+
 # --- values -------------------------------------------------------------------
 
 STATE_NOT_DISPATCHED: Final = "NOT_DISPATCHED"
@@ -108,6 +114,12 @@ STOP: Final = "STOP"
 RESTART: Final = "RESTART"
 QUIT: Final = "QUIT"
 SERVER_CONTROL_VERBS: Final = (STOP, RESTART, QUIT)
+
+# Verbs appended to the site command (WEBMONITOR_SERVER_COMMAND) after IDENT:
+# starting and killing a server is site-specific, nothing in Redis does it.
+SITE_START: Final = "START"
+SITE_KILL: Final = "KILL"
+SITE_VERBS: Final = (SITE_START, SITE_KILL)
 
 # Dispatcher commands.
 CMD_CREATE_PULSE: Final = "create_pulse"
