@@ -57,8 +57,6 @@ CHANNEL_PATTERNS: Final = (
 #: Channel names of the console's own lines in the pub/sub log file (no
 #: dispatcher process publishes on them): commands the console ran, and
 #: messages typed by operators.
-LOG_CHANNEL_COMMAND: Final = "WEBMONITOR_COMMAND"
-LOG_CHANNEL_MESSAGE: Final = "WEBMONITOR_MESSAGE"
 
 # --- values -------------------------------------------------------------------
 

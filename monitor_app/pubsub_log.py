@@ -13,7 +13,7 @@ from django.conf import settings
 
 #: Channel names the console uses for lines that are not Redis messages.
 CONSOLE_COMMAND = "WEBMONITOR_COMMAND"
-OPERATOR_NOTE = "WEBMONITOR_NOTE"
+OPERATOR_NOTE = "WEBMONITOR_MESSAGE"
 
 
 def format_line(channel: str, message: str, when: float | None = None) -> str:

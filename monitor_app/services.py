@@ -22,10 +22,10 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils import timezone
 
 from monitor_app import console_keys as ck
 from monitor_app import protocol as p
+from monitor_app import pubsub_log
 from monitor_app import validation as v
 from monitor_app.models import OPERATE_PERMISSION, CommandRecord
 from monitor_app.redis_client import REDIS_ERRORS, redis_location, sync_client, text
@@ -203,19 +203,13 @@ def _send(client: redis.Redis, ops: Sequence[Op]) -> None:
         raise CommandRefused(f"Redis refused part of the command: {exc}") from exc
 
 
-def _log_line(message: str, channel: str = p.LOG_CHANNEL_COMMAND) -> None:
-    """One line in the pub/sub log file, in its ``DATE - CHANNEL | MESSAGE``
-    format, so the Log Viewer shows what the console did. Never fails a
-    command: a log file that cannot be written is only logged."""
-    path = settings.WEBMONITOR_PUBSUB_LOG
-    stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S")
-    line = f"{stamp} - {channel} | {' '.join(message.split())}\n"
+def _log_line(message: str, channel: str = pubsub_log.CONSOLE_COMMAND) -> None:
+    """One line in the pub/sub log file, so the Log Viewer shows what the
+    console did. Never fails a command: an unwritable file is only logged."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line)
+        pubsub_log.append_line(channel, " ".join(message.split()))
     except OSError as exc:
-        logger.warning("cannot write %s: %s", path, exc)
+        logger.warning("cannot write %s: %s", settings.WEBMONITOR_PUBSUB_LOG, exc)
 
 
 class _Command:
@@ -996,5 +990,5 @@ def log_message_write(*, message: Any, actor: Actor) -> str:
     line's message. Any signed-in user may write one."""
     clean = _field("message", v.clean_log_message, message)
     line = f"{actor.username}: {clean}"
-    _log_line(line, p.LOG_CHANNEL_MESSAGE)
+    _log_line(line, pubsub_log.OPERATOR_NOTE)
     return line

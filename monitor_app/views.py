@@ -7,13 +7,15 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from monitor_app import protocol as p
-from monitor_app import selectors
+from monitor_app import selectors, services
+from monitor_app.forms import LogMessageForm
 from monitor_app.header import HeaderState, header_state
 from monitor_app.logtail import last_lines
 from monitor_app.models import OPERATE_PERMISSION
@@ -213,29 +215,29 @@ async def logs_page(request: HttpRequest) -> HttpResponse:
     return render(request, "monitor/logs.html", context)
 
 
-NOTE_MAX = 500
-
-
 async def log_note(request: HttpRequest) -> HttpResponse:
     """An operator's own line in the log, recorded with their user name."""
-    from django.http import HttpResponseNotAllowed
-
-    from monitor_app.pubsub_log import OPERATOR_NOTE, append_line
-
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     user = await request.auser()
     if not await user.ahas_perm(OPERATE_PERMISSION):
         return HttpResponse("Only operators may add to the log.", status=403)
-    message = " ".join((request.POST.get("message") or "").split())
+    form = LogMessageForm(request.POST)
     error = ""
-    if not message:
-        error = "Write a message first."
-    elif len(message) > NOTE_MAX:
-        error = f"At most {NOTE_MAX} characters, please ({len(message)} given)."
-    if not error:
-        append_line(OPERATOR_NOTE, f"{user.get_username()}: {message}")
-    context = {"error": error, "message": message if error else "", "saved": not error}
+    if await sync_to_async(form.is_valid)():
+        try:
+            await sync_to_async(services.log_message_write)(
+                message=form.cleaned_data["message"], actor=services.Actor.web(user)
+            )
+        except services.CommandRefused as exc:
+            error = exc.message
+    else:
+        error = " ".join(form.errors.get("message", ["Not a message that can be logged."]))
+    context = {
+        "error": error,
+        "message": request.POST.get("message", "") if error else "",
+        "saved": not error,
+    }
     status = 400 if error else 200
     if request.htmx:
         return render(request, PARTIALS + "_log_note_form.html", context, status=status)

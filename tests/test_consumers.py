@@ -26,7 +26,8 @@ def session_cookie(username: str, operator: bool) -> bytes:
     user.groups.add(Group.objects.get(name="operators" if operator else "viewers"))
     client = Client()
     client.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}".encode()
 
 
 async def connect(path: str, cookie: bytes | None = None, origin=ORIGIN):

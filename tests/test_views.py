@@ -142,11 +142,11 @@ def test_log_viewer_tail_and_notes(operator_client, viewer_client, settings, red
     assert "log-note-form" not in html  # viewers see no form
     assert viewer_client.post("/logs/note/", {"message": "hi"}).status_code == 403
     response = operator_client.post("/logs/note/", {"message": "  "})
-    assert response.status_code == 400 and "Write a message" in response.content.decode()
+    assert response.status_code == 400 and "field-error" in response.content.decode()
     response = operator_client.post("/logs/note/", {"message": "check <camera> cooling"})
     assert response.status_code == 302
     last = log.read_text().splitlines()[-1]
-    assert last.endswith("WEBMONITOR_NOTE | otto: check <camera> cooling")
+    assert last.endswith("WEBMONITOR_MESSAGE | otto: check <camera> cooling")
 
 
 def test_login_and_logout(client, viewer, redis_db):
