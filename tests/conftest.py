@@ -23,6 +23,23 @@ def redis_server() -> RedisServer:
 
 
 @pytest.fixture
+def private_redis(redis_server: RedisServer):
+    """A Redis of this test's own, to stop and start (outage tests); the
+    settings point at it for the test's length."""
+    import shutil
+
+    from tests.redis_server import start_private_redis
+
+    if not shutil.which("redis-server"):
+        pytest.skip("outage tests need a redis-server binary")
+    server = start_private_redis()
+    django_settings.REDIS_URL = server.url
+    yield server
+    server.shutdown()
+    django_settings.REDIS_URL = redis_server.url
+
+
+@pytest.fixture
 def redis_db(redis_server: RedisServer):
     """A decoded client on an empty database of the test Redis."""
     redis_server.start()  # a test may have stopped it
@@ -105,3 +122,40 @@ def operator_client(operator):
     client = Client()
     client.force_login(operator)
     return client
+
+
+@pytest.fixture(scope="session")
+def live_console(redis_server):
+    """daphne serving the console on a free port, against the test Redis."""
+    from tests.browser import start_console
+
+    console = start_console(redis_server.url)
+    yield console
+    console.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium through Playwright (never a downloaded one)."""
+    import os
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must run the browser tests: /usr/bin/chromium is missing")
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()

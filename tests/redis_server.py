@@ -89,18 +89,23 @@ def start_test_redis() -> RedisServer:
         wait_for_redis(external)
         return RedisServer(url=external, kind="external")
     if shutil.which("redis-server"):
-        port = free_port()
-        server = RedisServer(
-            url=f"redis://127.0.0.1:{port}/0",
-            kind="redis-server",
-            port=port,
-            workdir=tempfile.mkdtemp(prefix="webmonitor-redis-"),
-        )
-        server.start()
-        return server
+        return start_private_redis()
     if os.environ.get("CI"):
         raise RuntimeError("CI must test against a real redis-server: none is installed")
     return _start_fakeredis()
+
+
+def start_private_redis() -> RedisServer:
+    """A redis-server of our own, which a test may stop and start again."""
+    port = free_port()
+    server = RedisServer(
+        url=f"redis://127.0.0.1:{port}/0",
+        kind="redis-server",
+        port=port,
+        workdir=tempfile.mkdtemp(prefix="webmonitor-redis-"),
+    )
+    server.start()
+    return server
 
 
 def _start_fakeredis() -> RedisServer:

@@ -111,7 +111,8 @@ async def test_heartbeats_are_noted(redis_db, load_snapshot, hub_and_inbox):
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_outage_shows_a_banner_and_recovers(redis_server, redis_db, hub_and_inbox):
+async def test_outage_shows_a_banner_and_recovers(private_redis, hub_and_inbox):
+    redis_server = private_redis
     hub, inbox = hub_and_inbox
     hub.add(inbox, {TOPIC_HEADER}, "viewer")
     reader = Reader(hub, poll_interval=0.2)

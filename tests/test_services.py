@@ -610,14 +610,14 @@ def test_redis_down_is_a_clear_error(redis_db, redis_down, web_actor, pubsub_log
     assert redis_db.dbsize() == 0  # the real Redis got nothing
 
 
-def test_redis_stopped_mid_test(redis_server, redis_db, web_actor):
-    redis_server.stop()
+def test_redis_stopped_mid_test(private_redis, web_actor):
+    private_redis.stop()
     try:
         with pytest.raises(s.RedisUnreachable):
             s.pulse_create(tree="DEMO", shot=42, actor=web_actor)
     finally:
-        redis_server.start()
-    assert redis_db.hgetall(p.DISPATCH_DEFAULT) == {}
+        private_redis.start()
+    assert private_redis.client().hgetall(p.DISPATCH_DEFAULT) == {}
 
 
 def test_log_message(pubsub_log, web_actor):

@@ -1,0 +1,108 @@
+"""The console in headless Chromium: log in, watch rows change live."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import login
+
+pytestmark = pytest.mark.browser
+
+ADC1 = "\\DEMO::TOP.DAQ.ADC1:STORE_ACTION"
+
+
+def row_of(page, text: str, table: str = "all"):
+    return page.locator(f"table[data-table={table}] tr", has_text=text)
+
+
+def test_login_form_and_live_action_row(live_console, page, load_snapshot, redis_db):
+    load_snapshot("do_phase_STORE")
+    base = live_console.url
+    page.goto(base + "/actions/")
+    assert "/accounts/login/" in page.url  # anonymous: sent to the login form
+    login(page, base, "vera")
+    page.goto(base + "/actions/?tree=DEMO&shot=42")
+    page.wait_for_selector("#ws-state.ws-live")
+    row = row_of(page, "ADC1:STORE_ACTION")
+    assert "cat-success" in row.get_attribute("class")
+    page.wait_for_timeout(700)  # the reader takes the pulse in
+    redis_db.hset("ACTION_INFO:DEMO:42:DAQ_SERVER", ADC1, "DOING")
+    redis_db.hset("ACTION_STATUS:DEMO:42", ADC1, "None")
+    redis_db.publish("DISPATCH_MONITOR_PUBSUB", f"DOING+DEMO+42+DAQ_SERVER+1+{ADC1}+17")
+    page.wait_for_function(
+        "p => [...document.querySelectorAll('table[data-table=all] tr')]"
+        ".some(tr => tr.innerText.includes(p) && tr.innerText.includes('DOING')"
+        " && tr.classList.contains('cat-busy'))",
+        arg="ADC1:STORE_ACTION",
+        timeout=5000,
+    )
+    redis_db.hset("ACTION_INFO:DEMO:42:DAQ_SERVER", ADC1, "DONE")
+    redis_db.hset("ACTION_STATUS:DEMO:42", ADC1, "Failure")
+    redis_db.publish("DISPATCH_MONITOR_PUBSUB", f"DONE+DEMO+42+DAQ_SERVER+1+{ADC1}+17+Failure")
+    page.wait_for_function(
+        "p => [...document.querySelectorAll('table[data-table=all] tr')]"
+        ".some(tr => tr.innerText.includes(p) && tr.classList.contains('cat-failed'))",
+        arg="ADC1:STORE_ACTION",
+        timeout=5000,
+    )
+    assert "Failed: 2" in page.locator("#summary").inner_text()
+    assert page.url.endswith("/actions/?tree=DEMO&shot=42")  # no reload happened
+
+
+def test_server_going_off_on_the_server_monitor(live_console, page, load_snapshot, redis_db):
+    load_snapshot("do_phase_INIT")
+    login(page, live_console.url, "vera")
+    page.wait_for_selector("#ws-state.ws-live")
+    camera = page.locator("#servers-table tr", has_text="CAMERA_SERVER")
+    assert "ON" in camera.inner_text()
+    redis_db.hset("ACTION_SERVER_ACTIVE:CAMERA_SERVER", "1", "OFF")  # silently, as a server does
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#servers-table tr')]"
+        ".some(tr => tr.innerText.includes('CAMERA_SERVER') && tr.classList.contains('srv-off'))",
+        timeout=5000,
+    )
+
+
+def test_action_log_dialog_shows_escaped_output(live_console, page, load_snapshot, redis_db):
+    load_snapshot("do_phase_STORE")
+    path = "\\DEMO::TOP.CAMERA:CHECK_ACTION"
+    redis_db.hset("ACTION_LOG:DEMO:42", path, "<img src=x onerror=alert(1)>\nsensor too hot")
+    login(page, live_console.url, "vera")
+    page.goto(live_console.url + "/actions/?tree=DEMO&shot=42")
+    row_of(page, "CAMERA:CHECK_ACTION").get_by_text("Logs").click()
+    page.wait_for_selector("#log-dialog[open] #log-text")
+    text = page.locator("#log-text").inner_text()
+    assert "<img src=x onerror=alert(1)>" in text and "sensor too hot" in text
+    assert page.locator("#log-text img").count() == 0
+
+
+def test_log_viewer_appends_and_pauses(live_console, page, redis_db):
+    from pathlib import Path
+
+    from monitor_app.pubsub_log import append_line
+
+    log = Path(live_console.workdir) / "redis_pubsub.log"
+    append_line("DISPATCH_MONITOR_PUBSUB", "END_PHASE+DEMO+42+INIT", log)
+    login(page, live_console.url, "otto")
+    page.goto(live_console.url + "/logs/")
+    page.wait_for_selector("#ws-state.ws-live")
+    assert "END_PHASE+DEMO+42+INIT" in page.locator("#log-lines").inner_text()
+    append_line("DISPATCH_MONITOR_PUBSUB", "END_PHASE+DEMO+42+STORE", log)
+    page.wait_for_function(
+        "() => document.getElementById('log-lines').innerText.includes('42+STORE')", timeout=5000
+    )
+    page.click("#log-pause")
+    append_line("DISPATCH_MONITOR_PUBSUB", "END_PHASE+DEMO+43+INIT", log)
+    page.wait_for_selector("#log-buffered:not([hidden])", timeout=5000)
+    assert "43+INIT" not in page.locator("#log-lines").inner_text()
+    page.click("#log-pause")
+    page.wait_for_function(
+        "() => document.getElementById('log-lines').innerText.includes('43+INIT')", timeout=5000
+    )
+    page.fill("#log-note", "cooling water checked")
+    page.click("#log-note-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('log-lines').innerText"
+        ".includes('otto: cooling water checked')",
+        timeout=5000,
+    )
