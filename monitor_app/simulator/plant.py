@@ -372,6 +372,7 @@ def _build_tree(
 ) -> Tree:
     allowed = _TOML_ACTION_FIELDS | (set() if toml else _JSON_EXTRA_FIELDS)
     paths: list[str] = []
+    seen: set[str] = set()
     for where, raw in specs:
         path = raw.get("path")
         if not isinstance(path, str):
@@ -389,14 +390,15 @@ def _build_tree(
             )
         if "+" in path:
             raise PlantError(locate(f"{where}.path", "may not contain '+'", needle=path))
-        if path in paths:
+        if path in seen:
             raise PlantError(locate(f"{where}.path", f"{path!r} is defined twice", needle=path))
         paths.append(path)
+        seen.add(path)
     nids = assign_nids(paths)
     actions = []
     for (where, raw), path in zip(specs, paths, strict=True):
         actions.append(_build_action(where, raw, path, nids[path], allowed, locate))
-    known = set(paths)
+    known = seen
     for action, (where, _) in zip(actions, specs, strict=True):
         if action.condition is not None:
             for ref in condition_paths(action.condition):
