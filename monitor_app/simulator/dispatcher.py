@@ -435,8 +435,9 @@ class Dispatcher:
         period = self.config.seconds(WATCHDOG_S)
         try:
             while not self.stop_event.is_set():
+                idents = self._idents()  # one list for both halves of a round
                 try:
-                    sent = self._watchdog_send(was_alive)
+                    sent = self._watchdog_send(idents, was_alive)
                     backoff.ok()
                 except REDIS_ERRORS as exc:
                     self.stop_event.wait(backoff.failed(exc))
@@ -444,7 +445,7 @@ class Dispatcher:
                 if self.stop_event.wait(period):
                     return
                 try:
-                    self._watchdog_check(sent, was_alive)
+                    self._watchdog_check(idents, sent, was_alive)
                 except REDIS_ERRORS as exc:
                     backoff.failed(exc)
         except KeyError as exc:  # only with the watchdog-dies fault
@@ -456,10 +457,12 @@ class Dispatcher:
         tables = self.watch_tables
         return list(tables.idents) if tables else []
 
-    def _watchdog_send(self, was_alive: dict[str, bool]) -> dict[tuple[str, str], int]:
+    def _watchdog_send(
+        self, idents: list[str], was_alive: dict[str, bool]
+    ) -> dict[tuple[str, str], int]:
         client = sync_client()
         sent: dict[tuple[str, str], int] = {}
-        for ident in self._idents():
+        for ident in idents:
             ids = self._server_ids(ident) or ["1"]
             for server_id in ids:
                 counter = client.hget(p.server_heartbeat_key(ident), server_id)
@@ -471,10 +474,10 @@ class Dispatcher:
         return sent
 
     def _watchdog_check(
-        self, sent: dict[tuple[str, str], int], was_alive: dict[str, bool]
+        self, idents: list[str], sent: dict[tuple[str, str], int], was_alive: dict[str, bool]
     ) -> None:
         client = sync_client()
-        for ident in self._idents():
+        for ident in idents:
             for server_id in self._server_ids(ident):
                 counter = client.hget(p.server_heartbeat_key(ident), server_id)
                 if counter is None:
