@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""``make demo``: the console on a live simulated plant, in one command.
+
+Migrates, creates a demo operator and viewer, finds a Redis (``REDIS_URL``
+if it answers, else a private redis-server, else an in-process fakeredis
+server for demonstration only), starts the simulated plant with its cycle,
+the pub/sub recorder (when that command exists) and daphne, prints the URL
+and the two logins, and stops everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLANT = ROOT / "plants" / "demo.toml"
+SITE_COMMAND = ROOT / "scripts" / "demo_server_command.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def say(text: str) -> None:
+    print(f"demo: {text}", flush=True)
+
+
+class Demo:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.fake_server = None
+        self.stopping = threading.Event()
+        self.data_dir = Path(os.environ.get("WEBMONITOR_DATA_DIR", ROOT / "var"))
+
+    # -- environment ---------------------------------------------------------------
+
+    def prepare_env(self) -> None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmonitor.settings")
+        if not os.environ.get("DJANGO_SECRET_KEY"):
+            os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+        os.environ["WEBMONITOR_DATA_DIR"] = str(self.data_dir)
+        os.environ["WEBMONITOR_SERVER_COMMAND"] = shlex.join([sys.executable, str(SITE_COMMAND)])
+        os.environ["DEMO_PLANT"] = str(PLANT)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sys.path.insert(0, str(ROOT))
+
+    def find_redis(self) -> str:
+        """REDIS_URL if it answers; else a private redis-server; else fakeredis."""
+        import redis  # only to probe candidates before Django is set up
+
+        wanted = os.environ.get("REDIS_URL")
+        if wanted and _answers(redis, wanted):
+            say(f"using the Redis at REDIS_URL ({wanted.rsplit('@', 1)[-1]})")
+            return wanted
+        if wanted:
+            say("REDIS_URL does not answer; starting a Redis of our own")
+        binary = shutil.which("redis-server")
+        port = free_port()
+        url = f"redis://127.0.0.1:{port}/0"
+        if binary:
+            workdir = self.data_dir / "redis"
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.spawn(
+                "redis-server",
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(workdir)],
+                quiet=True,
+            )
+            say(f"started a private redis-server on port {port}")
+        else:
+            from fakeredis import TcpFakeServer
+
+            self.fake_server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+            threading.Thread(target=self.fake_server.serve_forever, daemon=True).start()
+            say(f"no redis-server installed: an embedded fakeredis on port {port}, "
+                "for demonstration only")
+        for _ in range(100):
+            if _answers(redis, url):
+                return url
+            time.sleep(0.1)
+        raise SystemExit("demo: the Redis did not come up")
+
+    # -- Django --------------------------------------------------------------------------
+
+    def setup_django(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)
+        users = []
+        for role, group in (("operator", "operators"), ("viewer", "viewers")):
+            name = os.environ.get(f"DEMO_{role.upper()}_USER", role)
+            password = os.environ.get(f"DEMO_{role.upper()}_PASSWORD") or secrets.token_urlsafe(9)
+            user, _ = get_user_model().objects.get_or_create(username=name)
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get(name=group))
+            users.append((name, password))
+        return users[0], users[1]
+
+    # -- processes -------------------------------------------------------------------------
+
+    def spawn(self, name: str, argv: list[str], quiet: bool = False) -> subprocess.Popen:
+        out = subprocess.DEVNULL if quiet else None
+        process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=out)
+        self.children.append((name, process))
+        return process
+
+    def start_services(self, host: str, port: int) -> None:
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        self.spawn("plant", [*manage, "simulate_plant", "--plant", str(PLANT), "--cycle"])
+        if (ROOT / "monitor_app" / "management" / "commands" / "record_pubsub.py").exists():
+            self.spawn("recorder", [*manage, "record_pubsub"])
+        else:
+            say("no record_pubsub command yet: the log viewer stays empty")
+        self.spawn("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
+                              "webmonitor.asgi:application"])
+
+    def wait_for_port(self, host: str, port: int, timeout: float = 90.0) -> bool:
+        probe = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a probe
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            if self.dead_child():
+                return False
+            try:
+                with socket.create_connection((probe, port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.2)
+        return False
+
+    def dead_child(self) -> str | None:
+        for name, process in self.children:
+            if process.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        """Every process this demo started, the console-started servers too."""
+        self.stopping.set()
+        pid_dir = self.data_dir / "demo-servers"
+        for pid_file in pid_dir.glob("*.pid") if pid_dir.is_dir() else []:
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+            pid_file.unlink(missing_ok=True)
+        # One by one, last started first: the plant writes OFF for its
+        # servers before the Redis it writes to goes away.
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self.fake_server is not None:
+            self.fake_server.shutdown()
+
+
+def _answers(redis_module, url: str) -> bool:
+    try:
+        return bool(redis_module.Redis.from_url(url, socket_connect_timeout=1,
+                                                socket_timeout=1).ping())
+    except (redis_module.RedisError, OSError, ValueError):
+        return False
+
+
+def main() -> int:
+    demo = Demo()
+
+    def on_signal(signum: int, frame: object) -> None:
+        demo.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    host = os.environ.get("DEMO_HOST", "127.0.0.1")
+    port = int(os.environ.get("DEMO_PORT", "8000"))
+    try:
+        demo.prepare_env()
+        os.environ["REDIS_URL"] = demo.find_redis()
+        (op_user, op_password), (view_user, view_password) = demo.setup_django()
+        demo.start_services(host, port)
+        if not demo.wait_for_port(host, port):
+            if not demo.stopping.is_set():
+                say(f"the console did not come up ({demo.dead_child() or 'timeout'})")
+            return 1
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
+        print(f"URL: http://{shown}:{port}/", flush=True)
+        print(f"Operator login: {op_user} / {op_password}", flush=True)
+        print(f"Viewer login: {view_user} / {view_password}", flush=True)
+        while not demo.stopping.wait(1.0):
+            dead = demo.dead_child()
+            if dead:
+                say(f"{dead} exited; stopping the demo")
+                return 1
+        return 0
+    finally:
+        say("stopping")
+        demo.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

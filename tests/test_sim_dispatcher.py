@@ -1,0 +1,227 @@
+"""The simulated dispatcher and servers against the real test Redis, on the
+plant of the recorded run. Every wait is bounded; nothing asserts timings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor_app import protocol as p
+from tests.sim_fixtures import (
+    FIXTURE_PLANT,
+    command,
+    start_pulse,
+    state,
+    status,
+    wait_until,
+)
+
+pytest_plugins = ["tests.sim_fixtures"]
+
+D = "\\DEMO::TOP."
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_phase(client, recorder, phase: str, end_phases: int) -> None:
+    command(client, p.do_phase_message("DEMO", 42, phase))
+    wait_until(lambda: recorder.monitor(f"END_PHASE+DEMO+42+{phase}") >= end_phases,
+               what=f"{phase} END_PHASE x{end_phases}")
+
+
+def test_init_phase_final_states(simulate, recorder, redis_db):
+    simulate()
+    start_pulse(redis_db)
+    assert status(redis_db, D + "TIMING:INIT_ACTION") == p.STATUS_BUILT
+    assert state(redis_db, D + "DAQ.ADC4:INIT_ACTION", "DAQ_SERVER") == p.STATE_OFF
+    run_phase(redis_db, recorder, "INIT", 2)
+    expected = {
+        "TIMING:INIT_ACTION": ("TIMING_SERVER", p.STATE_DONE, p.STATUS_SUCCESS),
+        "TIMING:ARM_ACTION": ("TIMING_SERVER", p.STATE_DONE, p.STATUS_SUCCESS),
+        "DAQ.ADC1:INIT_ACTION": ("DAQ_SERVER", p.STATE_DONE, p.STATUS_SUCCESS),
+        "DAQ.ADC3:INIT_ACTION": ("DAQ_SERVER", p.STATE_DONE, p.STATUS_SUCCESS),
+        "DAQ.ADC4:INIT_ACTION": ("DAQ_SERVER", p.STATE_OFF, p.STATUS_BUILT),
+        "CAMERA:CHECK_ACTION": ("CAMERA_SERVER", p.STATE_DONE, p.STATUS_FAILURE),
+        "GHOST:INIT_ACTION": ("GHOST_SERVER", p.STATE_SERVER_OFF, p.STATUS_NOT_EXECUTED),
+        "ANALYSIS:INIT_ACTION": ("ANALYSIS_SERVER", p.STATE_DONE, p.STATUS_SUCCESS),
+        "TIMING:TRIG_ACTION": ("TIMING_SERVER", p.STATE_NOT_DISPATCHED, p.STATUS_BUILT),
+    }
+    for node, (ident, want_state, want_status) in expected.items():
+        assert (state(redis_db, D + node, ident), status(redis_db, D + node)) == (
+            want_state, want_status), node
+    assert p.DISPATCH_INFO_PHASE in redis_db.hgetall(p.DISPATCH_INFO)
+    assert redis_db.hget(p.CURRENT_PHASE, "DEMO") == "INIT"
+    log = redis_db.hget(p.action_log_key("DEMO", 42), D + "TIMING:INIT_ACTION")
+    lines = log.split("\n")
+    assert lines[0].endswith("  Doing " + D + "TIMING:INIT_ACTION")
+    assert "Timing: loading clock tables" in lines
+    assert lines[-2].endswith(" Done " + D + "TIMING:INIT_ACTION") and lines[-1] == ""
+    # the watchdog marks the class without any server
+    wait_until(lambda: redis_db.hgetall(p.server_active_key("GHOST_SERVER")) == {"1": "OFF"})
+    # the dependent action ran after both operands, once
+    assert recorder.monitor("DOING+DEMO+42+ANALYSIS_SERVER+1+" + D + "ANALYSIS:INIT_ACTION") == 1
+
+
+def test_abort_long_action_and_or_dependency_runs_twice(simulate, recorder, redis_db):
+    simulate()
+    start_pulse(redis_db)
+    command(redis_db, p.do_phase_message("DEMO", 42, "PULSE_ON"))
+    acq = D + "CAMERA:ACQ_ACTION"
+    wait_until(lambda: recorder.monitor("DONE+DEMO+42+ANALYSIS_SERVER"))
+    assert state(redis_db, acq, "CAMERA_SERVER") == p.STATE_DOING
+    redis_db.publish(p.server_channel("CAMERA_SERVER"), p.abort_message(acq))
+    wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+PULSE_ON") == 2)
+    assert status(redis_db, acq) == p.STATUS_ABORTED
+    assert redis_db.hget(p.abort_requests_key("CAMERA_SERVER"), acq) == "0"
+    assert " Done " not in redis_db.hget(p.action_log_key("DEMO", 42), acq)
+    assert status(redis_db, D + "CAMERA:SAVE_ACTION") == p.STATUS_SUCCESS
+    # OR: once per finished operand (Aborted counts as done)
+    assert recorder.monitor("DOING+DEMO+42+ANALYSIS_SERVER+1+" + D + "ANALYSIS:MONITOR_ACT") == 2
+
+
+def test_redispatch_notify_zero_leaves_log_and_sends_no_completion(simulate, recorder, redis_db):
+    simulate()
+    start_pulse(redis_db)
+    run_phase(redis_db, recorder, "INIT", 2)
+    path = D + "DAQ.ADC1:INIT_ACTION"
+    log_before = redis_db.hget(p.action_log_key("DEMO", 42), path)
+    completions = recorder.count(p.DISPATCHER_PUBSUB)
+    redis_db.lpush(p.server_todo_key("DAQ_SERVER"), p.work_item("DEMO", 42, path))
+    redis_db.publish(p.server_channel("DAQ_SERVER"), p.DO)
+    wait_until(lambda: recorder.count(
+        p.MONITOR_PUBSUB, lambda d: d.startswith("DONE+") and f"+{path}+6+" in d) == 2)
+    assert status(redis_db, path) == p.STATUS_SUCCESS
+    assert recorder.count(p.DISPATCHER_PUBSUB) == completions
+    assert redis_db.hget(p.action_log_key("DEMO", 42), path) == log_before
+    assert recorder.monitor("END_PHASE+DEMO+42+INIT") == 2
+
+
+def test_queued_item_waits_for_a_server_of_its_class(simulate, fixture_plant, redis_db, recorder):
+    simulate()
+    start_pulse(redis_db)
+    path = D + "GHOST:INIT_ACTION"
+    redis_db.lpush(p.server_todo_key("GHOST_SERVER"), p.work_item("DEMO", 42, path))
+    redis_db.publish(p.server_channel("GHOST_SERVER"), p.DO)
+    assert redis_db.lrange(p.server_todo_key("GHOST_SERVER"), 0, -1) == [
+        p.work_item("DEMO", 42, path)]
+    simulate(dispatcher=False, servers=[("GHOST_SERVER", "1")])
+    wait_until(lambda: status(redis_db, path) == p.STATUS_SUCCESS, what="ghost item run")
+    assert redis_db.llen(p.server_todo_key("GHOST_SERVER")) == 0
+
+
+def test_quit_writes_off_and_stop_writes_off_for_all(simulate, redis_db):
+    sim = simulate()
+    assert redis_db.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_ON
+    redis_db.publish(p.server_channel("TIMING_SERVER"), p.server_control_message(p.QUIT, 1))
+    wait_until(lambda: redis_db.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_OFF)
+    assert redis_db.hget(p.server_active_key("DAQ_SERVER"), "2") == p.SERVER_ON
+    sim.stop()
+    for ident, ids in (("DAQ_SERVER", ("1", "2")), ("CAMERA_SERVER", ("1",))):
+        for server_id in ids:
+            assert redis_db.hget(p.server_active_key(ident), server_id) == p.SERVER_OFF
+
+
+def test_crashed_server_marks_its_pending_actions(simulate, recorder, redis_db):
+    sim = simulate()
+    start_pulse(redis_db)
+    command(redis_db, p.do_phase_message("DEMO", 42, "STORE"))
+    store = D + "CAMERA:STORE_ACTION"
+    wait_until(lambda: state(redis_db, store, "CAMERA_SERVER") == p.STATE_DOING)
+    sim.host.crash_server("CAMERA_SERVER", "1")  # as kill -9: nothing written
+    wait_until(lambda: status(redis_db, store) == p.STATUS_CRASHED, what="ServerCrashed")
+    assert state(redis_db, store, "CAMERA_SERVER") == p.STATE_DONE
+    assert redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == p.SERVER_OFF
+    wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+STORE"))
+    # its dependent never runs
+    assert state(redis_db, D + "ANALYSIS:STORE_ACTION", "ANALYSIS_SERVER") == (
+        p.STATE_NOT_DISPATCHED)
+
+
+def test_do_phase_without_tables_publishes_nothing(simulate, recorder, redis_db):
+    simulate()
+    command(redis_db, p.do_phase_message("DEMO", 7, "INIT"))
+    wait_until(lambda: redis_db.hget(p.CURRENT_PHASE, "DEMO") == "INIT")
+    start_pulse(redis_db)
+    command(redis_db, p.do_phase_message("DEMO", 42, "NO_SUCH_PHASE"))
+    wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+NO_SUCH_PHASE") == 1)
+    assert recorder.monitor("END_PHASE+DEMO+7") == 0
+    assert recorder.monitor("DOING") == 0
+
+
+def test_abort_command_abandons_the_sequence(simulate, recorder, redis_db):
+    simulate()
+    start_pulse(redis_db)
+    command(redis_db, p.do_phase_message("DEMO", 42, "PULSE_ON"))
+    acq = D + "CAMERA:ACQ_ACTION"
+    wait_until(lambda: state(redis_db, acq, "CAMERA_SERVER") == p.STATE_DOING)
+    command(redis_db, "ABORT")  # the reference command-line tool sends capitals
+    wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+PULSE_ON") == 1)
+    redis_db.publish(p.server_channel("CAMERA_SERVER"), p.abort_message(acq))
+    wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+PULSE_ON") == 2)
+    assert state(redis_db, D + "CAMERA:SAVE_ACTION", "CAMERA_SERVER") == (
+        p.STATE_NOT_DISPATCHED)
+
+
+def test_watchdog_dies_fault_stops_heartbeats(simulate, recorder, redis_db):
+    sim = simulate(faults=("watchdog-dies",))
+    start_pulse(redis_db)
+    channel = p.server_channel("DAQ_SERVER")
+    wait_until(lambda: recorder.count(channel, lambda d: d == "HEARTBEAT+1") >= 1)
+    assert sim.dispatcher.watchdog_alive
+    simulate(dispatcher=False, servers=[("DAQ_SERVER", "3")])  # an id never seen
+    wait_until(lambda: not sim.dispatcher.watchdog_alive, what="watchdog death")
+    assert redis_db.hget(p.server_active_key("DAQ_SERVER"), "3") == p.SERVER_ON
+
+
+def test_new_server_id_without_the_fault_is_watched(simulate, recorder, redis_db):
+    sim = simulate()
+    start_pulse(redis_db)
+    simulate(dispatcher=False, servers=[("DAQ_SERVER", "3")])
+    channel = p.server_channel("DAQ_SERVER")
+    wait_until(lambda: recorder.count(channel, lambda d: d == "HEARTBEAT+3") >= 2)
+    assert sim.dispatcher.watchdog_alive
+
+
+@pytest.mark.skipif(os.environ.get("TEST_REDIS_URL") is not None, reason="needs a local server")
+def test_survives_a_redis_restart(simulate, recorder, redis_server, redis_db):
+    if redis_server.kind != "redis-server":
+        pytest.skip("needs a redis-server the test can restart")
+    simulate()
+    recorder.stop()
+    redis_server.stop()
+    redis_server.start()
+    client = redis_server.client()
+    wait_until(lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_ON,
+               what="ON rewritten after the restart")
+    # a command published before the dispatcher resubscribed would be lost
+    for channel in (p.DISPATCHER_COMMANDS, p.DISPATCHER_PUBSUB, p.server_channel("DAQ_SERVER")):
+        wait_until(lambda channel=channel: client.pubsub_numsub(channel)[0][1] >= 1,
+                   what=f"resubscribed to {channel}")
+    start_pulse(client)
+    command(client, p.do_phase_message("DEMO", 42, "INIT"))
+    wait_until(lambda: status(client, D + "ANALYSIS:INIT_ACTION") == p.STATUS_SUCCESS,
+               what="INIT after the restart")
+
+
+def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
+    env = dict(os.environ, REDIS_URL=redis_server.url, DJANGO_SETTINGS_MODULE="tests.settings",
+               PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "simulate_plant", "--plant",
+         str(FIXTURE_PLANT), "--servers", "CAMERA_SERVER", "--time-scale", "0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == "ON",
+                   timeout=30, what="server ON")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    assert redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == p.SERVER_OFF
