@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 from django.conf import settings
 
@@ -51,6 +52,22 @@ async def stop() -> None:
     if _tasks:
         await asyncio.wait(_tasks, timeout=3.0)
     _tasks.clear()
+
+
+def start_with_server() -> None:
+    """Under daphne, start with the server rather than with the first request,
+    so that no DOING or HEARTBEAT before the first visitor is missed."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is not None and settings.WEBMONITOR_READER_AUTOSTART:
+        # callLater: "when running" callbacks come before the asyncio loop runs.
+        reactor.callWhenRunning(reactor.callLater, 0, _start_in_loop)
+
+
+def _start_in_loop() -> None:
+    try:
+        ensure_started()
+    except RuntimeError:  # no asyncio loop under this reactor: first request starts it
+        log.debug("reader left to start with the first request")
 
 
 class StartReader:

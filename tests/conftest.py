@@ -134,9 +134,11 @@ def live_console(redis_server):
     console.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium through Playwright (never a downloaded one)."""
+    """Debian's headless Chromium through Playwright (never a downloaded one).
+    Module-scoped: Playwright's sync API holds an event loop while it runs,
+    which the asyncio tests of other modules must not find."""
     import os
 
     from tests.browser import CHROMIUM, CHROMIUM_ARGS

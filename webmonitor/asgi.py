@@ -16,7 +16,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from monitor_app.routing import websocket_urlpatterns  # noqa: E402
-from monitor_app.startup import StartReader  # noqa: E402
+from monitor_app.startup import StartReader, start_with_server  # noqa: E402
+
+start_with_server()
 
 application = StartReader(
     ProtocolTypeRouter(
