@@ -18,8 +18,11 @@ from monitor_app.hub import (
     TOPIC_SERVERS,
     hub,
     pulse_topic,
+    topic_pulse,
 )
 from monitor_app.models import OPERATE_PERMISSION
+from monitor_app.redis_client import REDIS_ERRORS
+from monitor_app.relay import watched_note
 from monitor_app.startup import ensure_started
 from monitor_app.state import PulseRef
 
@@ -45,6 +48,14 @@ def topics_for(query: dict[str, list[str]]) -> set[str]:
     return topics
 
 
+async def watched_note_quietly(pulses) -> None:
+    """Ask the leading reader (another process) to poll these pulses too."""
+    try:
+        await watched_note(pulses)
+    except REDIS_ERRORS:
+        pass  # the page shows the outage; the note is repeated later
+
+
 class MonitorConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -57,11 +68,14 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         self.topics = topics_for(query)
         hub.add(self, self.topics, role)
         reader = ensure_started()
-        if reader is not None:
+        pulses = {ref for t in self.topics if (ref := topic_pulse(t)) is not None}
+        if reader is not None and reader.leading:
             if reader.header is not None:
                 await self.push(push.header_html(reader.header))
-            if any(t.startswith("pulse:") for t in self.topics):
+            if pulses:
                 reader.wake()
+        elif pulses:
+            await watched_note_quietly(pulses)
 
     async def disconnect(self, code: int) -> None:
         hub.remove(self)

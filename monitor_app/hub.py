@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from monitor_app.state import PulseRef
@@ -46,6 +46,8 @@ class Hub:
         self._subs: dict[str, dict[str, set[Subscriber]]] = defaultdict(lambda: defaultdict(set))
         self._topics_of: dict[Subscriber, tuple[str, set[str]]] = {}
         self.messages_sent = 0
+        #: Set while this process's reader leads: sends changes onwards.
+        self.relay: Callable[[str, dict[str, str]], Awaitable[None]] | None = None
 
     def add(self, subscriber: Subscriber, topics: Iterable[str], role: str) -> None:
         topics = set(topics)
@@ -79,22 +81,48 @@ class Hub:
         return len(self._topics_of)
 
     async def publish(self, topic: str, render: Callable[[str], str | None]) -> None:
-        """Render once per role present on the topic and send it to all."""
+        """Render once per role and send it to every local socket of the
+        topic; with a relay, also to the other console processes (which
+        may have sockets of either role, so both are rendered)."""
+        relay = self.relay if is_relayed(topic) else None
+        roles = ALL_ROLES if relay is not None else self.roles(topic)
+        messages = {}
+        for role in roles:
+            message = render(role)
+            if message:
+                messages[role] = message
+        if not messages:
+            return
+        await self.deliver(topic, messages)
+        if relay is not None:
+            await relay(topic, messages)
+
+    async def deliver(self, topic: str, messages: dict[str, str]) -> None:
+        """Send already rendered messages to this process's sockets."""
         by_role = self._subs.get(topic)
         if not by_role:
             return
         sends = []
         for role, subs in list(by_role.items()):
-            message = render(role)
-            if not message:
-                continue
-            sends.extend(sub.push(message) for sub in list(subs))
+            message = messages.get(role)
+            if message:
+                sends.extend(sub.push(message) for sub in list(subs))
         if sends:
             self.messages_sent += len(sends)
             results = await asyncio.gather(*sends, return_exceptions=True)
             for result in results:
                 if isinstance(result, Exception):
                     log.debug("a WebSocket push failed: %s", result)
+
+
+ALL_ROLES = (ROLE_OPERATOR, ROLE_VIEWER)
+#: Topics whose changes the reader relays to the other processes; the log
+#: tail is not among them, since every process follows the file itself.
+RELAYED = frozenset({TOPIC_HEADER, TOPIC_SERVERS, TOPIC_HEARTBEAT})
+
+
+def is_relayed(topic: str) -> bool:
+    return topic in RELAYED or topic.startswith(PULSE_TOPIC_PREFIX)
 
 
 #: The one hub of this process.

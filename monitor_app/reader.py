@@ -19,7 +19,7 @@ from django.conf import settings
 
 from monitor_app import console_keys as ck
 from monitor_app import protocol as p
-from monitor_app import push
+from monitor_app import push, relay
 from monitor_app.header import HeaderState, header_state
 from monitor_app.hub import Hub
 from monitor_app.redis_client import (
@@ -79,8 +79,14 @@ class Reader:
         *,
         poll_interval: float | None = None,
         clock: Callable[[], float] = time.time,
+        elect: bool = False,
+        identity: str = relay.PROCESS_ID,
     ) -> None:
         self.hub = hub
+        self.identity = identity
+        #: Share the reading with other processes: lead only with the lock.
+        self.elect = elect
+        self.leading = not elect
         self.poll_interval = poll_interval or settings.WEBMONITOR_POLL_INTERVAL
         self.clock = clock
         self.location = redis_location()
@@ -113,9 +119,17 @@ class Reader:
         backoff = BACKOFF_FIRST
         while True:
             try:
+                if self.elect and not await self._lead():
+                    await asyncio.sleep(relay.RETRY_SECONDS)
+                    continue
                 await self._session()
             except asyncio.CancelledError:
+                if self.elect and self.leading:
+                    await _quietly(relay.lock_release(identity=self.identity))
                 raise
+            except LostLead:
+                log.warning("another console process took over the reading")
+                continue
             except (*REDIS_ERRORS, RedisUnavailable) as exc:
                 if self.connected or self.polls == 0:
                     log.warning("Redis at %s unreachable: %s", self.location, exc)
@@ -157,6 +171,15 @@ class Reader:
         finally:
             await _close_quietly(pubsub, sub_client)
 
+    async def _lead(self) -> bool:
+        """Take (or keep) the lock; the leader relays what it reads."""
+        leading = await relay.lock_acquire(identity=self.identity)
+        if leading and not self.leading:
+            log.info("this process leads the reading (%s)", self.identity)
+        self.leading = leading
+        self.hub.relay = relay.relay_sender(self.identity) if leading else None
+        return leading
+
     async def _set_down(self, error: str) -> None:
         was = self.connected
         self.connected, self.error = False, error
@@ -197,6 +220,10 @@ class Reader:
 
     async def poll_once(self) -> None:
         client = self._client or async_client()
+        if self.elect and not await relay.lock_acquire(client, self.identity):
+            self.leading = False
+            self.hub.relay = None
+            raise LostLead
         now = self.clock()
         self.polls += 1
         pointers = await pointers_get(client=client)
@@ -207,6 +234,8 @@ class Reader:
         phase_changed = pointers.current_phase != self.pointers.current_phase
         self.pointers = pointers
         watched = set(self.hub.watched_pulses())
+        if self.elect:
+            watched |= await relay.watched_get(client)
         if pointers.current is not None:
             watched.add(pointers.current)
         for pulse in watched:
@@ -420,6 +449,17 @@ class Reader:
         if header != self.header:
             self.header = header
             await push.header_changed(self.hub, header)
+
+
+class LostLead(Exception):
+    """Another process holds the reader's lock now."""
+
+
+async def _quietly(coro) -> None:
+    try:
+        await asyncio.wait_for(coro, timeout=1.0)
+    except Exception:  # noqa: BLE001,S110 - best effort on the way out
+        pass
 
 
 async def _close_quietly(*closables) -> None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from monitor_app.hub import hub
 from monitor_app.logtail import LogTail
 from monitor_app.reader import Reader
+from monitor_app.relay import Follower
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +23,30 @@ _tasks: list[asyncio.Task] = []
 
 
 def current_reader() -> Reader | None:
-    """The running reader of this process, if it runs in this event loop."""
-    if _reader is None or not _tasks or all(t.done() for t in _tasks):
+    """The reader of this process, when it runs here and leads."""
+    if _reader is None or not _reader.leading or not _tasks or all(t.done() for t in _tasks):
         return None
     return _reader
 
 
 def ensure_started() -> Reader | None:
-    """Start the reader and the log tail once per process (and event loop)."""
+    """Start, once per process (and event loop): the log tail; the reader,
+    unless a ``run_reader`` worker does the reading; and the listener for a
+    leader in another process, when readers are shared."""
     global _reader
-    if not settings.WEBMONITOR_READER_AUTOSTART:
-        return None
     loop = asyncio.get_running_loop()
     if _tasks and not all(t.done() for t in _tasks) and _tasks[0].get_loop() is loop:
         return _reader
-    _reader = Reader(hub)
+    share = settings.WEBMONITOR_READER_SHARED
     tail = LogTail(hub, settings.WEBMONITOR_PUBSUB_LOG)
-    _tasks[:] = [
-        loop.create_task(_reader.run(), name="webmonitor-reader"),
-        loop.create_task(tail.run(), name="webmonitor-logtail"),
-    ]
-    log.info("console reader started (poll every %.1f s)", _reader.poll_interval)
+    _tasks[:] = [loop.create_task(tail.run(), name="webmonitor-logtail")]
+    _reader = None
+    if settings.WEBMONITOR_READER_AUTOSTART:
+        _reader = Reader(hub, elect=share)
+        _tasks.append(loop.create_task(_reader.run(), name="webmonitor-reader"))
+        log.info("console reader started (poll every %.1f s)", _reader.poll_interval)
+    if share or not settings.WEBMONITOR_READER_AUTOSTART:
+        _tasks.append(loop.create_task(Follower(hub).run(), name="webmonitor-follower"))
     return _reader
 
 
@@ -58,7 +62,7 @@ def start_with_server() -> None:
     """Under daphne, start with the server rather than with the first request,
     so that no DOING or HEARTBEAT before the first visitor is missed."""
     reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is not None and settings.WEBMONITOR_READER_AUTOSTART:
+    if reactor is not None:
         # callLater: "when running" callbacks come before the asyncio loop runs.
         reactor.callWhenRunning(reactor.callLater, 0, _start_in_loop)
 

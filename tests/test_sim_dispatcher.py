@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_phase(client, recorder, phase: str, end_phases: int) -> None:
     command(client, p.do_phase_message("DEMO", 42, phase))
-    wait_until(lambda: recorder.monitor(f"END_PHASE+DEMO+42+{phase}") >= end_phases,
-               what=f"{phase} END_PHASE x{end_phases}")
+    wait_until(
+        lambda: recorder.monitor(f"END_PHASE+DEMO+42+{phase}") >= end_phases,
+        what=f"{phase} END_PHASE x{end_phases}",
+    )
 
 
 def test_init_phase_final_states(simulate, recorder, redis_db):
@@ -52,7 +54,9 @@ def test_init_phase_final_states(simulate, recorder, redis_db):
     }
     for node, (ident, want_state, want_status) in expected.items():
         assert (state(redis_db, D + node, ident), status(redis_db, D + node)) == (
-            want_state, want_status), node
+            want_state,
+            want_status,
+        ), node
     assert p.DISPATCH_INFO_PHASE in redis_db.hgetall(p.DISPATCH_INFO)
     assert redis_db.hget(p.CURRENT_PHASE, "DEMO") == "INIT"
     log = redis_db.hget(p.action_log_key("DEMO", 42), D + "TIMING:INIT_ACTION")
@@ -92,8 +96,12 @@ def test_redispatch_notify_zero_leaves_log_and_sends_no_completion(simulate, rec
     completions = recorder.count(p.DISPATCHER_PUBSUB)
     redis_db.lpush(p.server_todo_key("DAQ_SERVER"), p.work_item("DEMO", 42, path))
     redis_db.publish(p.server_channel("DAQ_SERVER"), p.DO)
-    wait_until(lambda: recorder.count(
-        p.MONITOR_PUBSUB, lambda d: d.startswith("DONE+") and f"+{path}+6+" in d) == 2)
+    wait_until(
+        lambda: (
+            recorder.count(p.MONITOR_PUBSUB, lambda d: d.startswith("DONE+") and f"+{path}+6+" in d)
+            == 2
+        )
+    )
     assert status(redis_db, path) == p.STATUS_SUCCESS
     assert recorder.count(p.DISPATCHER_PUBSUB) == completions
     assert redis_db.hget(p.action_log_key("DEMO", 42), path) == log_before
@@ -107,7 +115,8 @@ def test_queued_item_waits_for_a_server_of_its_class(simulate, fixture_plant, re
     redis_db.lpush(p.server_todo_key("GHOST_SERVER"), p.work_item("DEMO", 42, path))
     redis_db.publish(p.server_channel("GHOST_SERVER"), p.DO)
     assert redis_db.lrange(p.server_todo_key("GHOST_SERVER"), 0, -1) == [
-        p.work_item("DEMO", 42, path)]
+        p.work_item("DEMO", 42, path)
+    ]
     simulate(dispatcher=False, servers=[("GHOST_SERVER", "1")])
     wait_until(lambda: status(redis_db, path) == p.STATUS_SUCCESS, what="ghost item run")
     assert redis_db.llen(p.server_todo_key("GHOST_SERVER")) == 0
@@ -138,7 +147,8 @@ def test_crashed_server_marks_its_pending_actions(simulate, recorder, redis_db):
     wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+STORE"))
     # its dependent never runs
     assert state(redis_db, D + "ANALYSIS:STORE_ACTION", "ANALYSIS_SERVER") == (
-        p.STATE_NOT_DISPATCHED)
+        p.STATE_NOT_DISPATCHED
+    )
 
 
 def test_do_phase_without_tables_publishes_nothing(simulate, recorder, redis_db):
@@ -162,8 +172,7 @@ def test_abort_command_abandons_the_sequence(simulate, recorder, redis_db):
     wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+PULSE_ON") == 1)
     redis_db.publish(p.server_channel("CAMERA_SERVER"), p.abort_message(acq))
     wait_until(lambda: recorder.monitor("END_PHASE+DEMO+42+PULSE_ON") == 2)
-    assert state(redis_db, D + "CAMERA:SAVE_ACTION", "CAMERA_SERVER") == (
-        p.STATE_NOT_DISPATCHED)
+    assert state(redis_db, D + "CAMERA:SAVE_ACTION", "CAMERA_SERVER") == (p.STATE_NOT_DISPATCHED)
 
 
 def test_watchdog_dies_fault_stops_heartbeats(simulate, recorder, redis_db):
@@ -195,29 +204,54 @@ def test_survives_a_redis_restart(simulate, recorder, redis_server, redis_db):
     redis_server.stop()
     redis_server.start()
     client = redis_server.client()
-    wait_until(lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_ON,
-               what="ON rewritten after the restart")
+    wait_until(
+        lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_ON,
+        what="ON rewritten after the restart",
+    )
     # a command published before the dispatcher resubscribed would be lost
     for channel in (p.DISPATCHER_COMMANDS, p.DISPATCHER_PUBSUB, p.server_channel("DAQ_SERVER")):
-        wait_until(lambda channel=channel: client.pubsub_numsub(channel)[0][1] >= 1,
-                   what=f"resubscribed to {channel}")
+        wait_until(
+            lambda channel=channel: client.pubsub_numsub(channel)[0][1] >= 1,
+            what=f"resubscribed to {channel}",
+        )
     start_pulse(client)
     command(client, p.do_phase_message("DEMO", 42, "INIT"))
-    wait_until(lambda: status(client, D + "ANALYSIS:INIT_ACTION") == p.STATUS_SUCCESS,
-               what="INIT after the restart")
+    wait_until(
+        lambda: status(client, D + "ANALYSIS:INIT_ACTION") == p.STATUS_SUCCESS,
+        what="INIT after the restart",
+    )
 
 
 def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
-    env = dict(os.environ, REDIS_URL=redis_server.url, DJANGO_SETTINGS_MODULE="tests.settings",
-               PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_server.url,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        PYTHONPATH=str(ROOT),
+    )
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "simulate_plant", "--plant",
-         str(FIXTURE_PLANT), "--servers", "CAMERA_SERVER", "--time-scale", "0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "simulate_plant",
+            "--plant",
+            str(FIXTURE_PLANT),
+            "--servers",
+            "CAMERA_SERVER",
+            "--time-scale",
+            "0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == "ON",
-                   timeout=30, what="server ON")
+        wait_until(
+            lambda: redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == "ON",
+            timeout=30,
+            what="server ON",
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:

@@ -19,9 +19,21 @@ pytest_plugins = ["tests.sim_fixtures"]
 
 #: The steps of the recording this test replays, in order.
 STEPS = [
-    "start", "initial", "create_pulse", "build_tables", "do_phase_INIT", "do_phase_PULSE_ON",
-    "abort_long_action", "do_phase_STORE", "show_log", "redispatch", "redispatch_notify",
-    "redispatch_no_server", "abort_wrong_path", "abort_redispatched", "server_quit",
+    "start",
+    "initial",
+    "create_pulse",
+    "build_tables",
+    "do_phase_INIT",
+    "do_phase_PULSE_ON",
+    "abort_long_action",
+    "do_phase_STORE",
+    "show_log",
+    "redispatch",
+    "redispatch_notify",
+    "redispatch_no_server",
+    "abort_wrong_path",
+    "abort_redispatched",
+    "server_quit",
 ]
 LAST_STEP = "server_quit"
 
@@ -132,8 +144,13 @@ def _replay(client, recorder) -> None:
     adc1 = DEMO + "DAQ.ADC1:INIT_ACTION"
     client.lpush(p.server_todo_key("DAQ_SERVER"), p.work_item("DEMO", 42, adc1))
     client.publish(p.server_channel("DAQ_SERVER"), p.DO)
-    wait_until(lambda: mon("DONE+DEMO+42+DAQ_SERVER") and recorder.count(
-        p.MONITOR_PUBSUB, lambda d: d.startswith("DONE") and adc1 + "+" in d) == 2)
+    wait_until(
+        lambda: (
+            mon("DONE+DEMO+42+DAQ_SERVER")
+            and recorder.count(p.MONITOR_PUBSUB, lambda d: d.startswith("DONE") and adc1 + "+" in d)
+            == 2
+        )
+    )
     # redispatch_notify (five fields): reported, so one more END_PHASE
     timing = DEMO + "TIMING:INIT_ACTION"
     client.lpush(p.server_todo_key("TIMING_SERVER"), p.work_item("DEMO", 42, timing, notify=None))
@@ -151,15 +168,23 @@ def _replay(client, recorder) -> None:
     wait_until(lambda: client.hget(p.abort_requests_key("CAMERA_SERVER"), CAMERA_ACQ[1:]) == "1")
     # abort_redispatched: the exact path
     client.publish(p.server_channel("CAMERA_SERVER"), p.abort_message(CAMERA_ACQ))
-    wait_until(lambda: recorder.count(
-        p.MONITOR_PUBSUB, lambda d: d.startswith("DONE") and d.endswith("+Aborted")) == 2)
+    wait_until(
+        lambda: (
+            recorder.count(
+                p.MONITOR_PUBSUB, lambda d: d.startswith("DONE") and d.endswith("+Aborted")
+            )
+            == 2
+        )
+    )
     # server_quit: then two watchdog cycles (the ON flicker)
     client.publish(p.server_channel("TIMING_SERVER"), p.server_control_message(p.QUIT, 1))
     wait_until(lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_OFF)
     heartbeats = recorder.count(p.server_channel("DAQ_SERVER"), lambda d: d == "HEARTBEAT+1")
     wait_until(
-        lambda: recorder.count(p.server_channel("DAQ_SERVER"), lambda d: d == "HEARTBEAT+1")
-        >= heartbeats + 3,
+        lambda: (
+            recorder.count(p.server_channel("DAQ_SERVER"), lambda d: d == "HEARTBEAT+1")
+            >= heartbeats + 3
+        ),
         what="three more watchdog rounds",
     )
     wait_until(lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_OFF)
@@ -209,8 +234,10 @@ def test_simulator_matches_the_recording(simulate, recorder, redis_db, transcrip
     # between two samples is seen by chance (the recording saw only the one
     # that stayed, GHOST_SERVER's), so only queues still there are compared.
     unexpected = {
-        k for k in mine
-        if k not in expected["sequences"] and not _intended(k[0])
+        k
+        for k in mine
+        if k not in expected["sequences"]
+        and not _intended(k[0])
         and not (k[0].startswith(p.SERVER_TODO + ":") and k[0] not in mine_snapshot)
     }
     assert not differences, "\n".join(differences)

@@ -83,15 +83,15 @@ def test_conditions():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("sequence = 10", "depends = \"\\\\DEMO::TOP.TIMING:NOPE\""), "not an action of tree"),
+        (("sequence = 10", 'depends = "\\\\DEMO::TOP.TIMING:NOPE"'), "not an action of tree"),
         (("sequence = 10", ""), "exactly one of 'sequence' and 'depends'"),
         (("sequence = 10", "sequence = 10\nspeed = 3"), "speed: is not a known action field"),
-        (("server = \"TIMING_SERVER\"", "server = \"OTHER\""), "OTHER"),
+        (('server = "TIMING_SERVER"', 'server = "OTHER"'), "OTHER"),
         (("sequence = 10", "sequence = -1"), "sequence: must be a whole number"),
         (("TOP.TIMING:INIT_ACTION", "TOP TIMING"), "is not a full path"),
-        (("phase = \"INIT\"", "phase = 3"), "phase: must be a phase name"),
-        (("name = \"DEMO\"", "name = \"DE:MO\""), "trees[0].name"),
-        (("ids = [1]", "ids = [\"one\"]"), "servers.TIMING_SERVER.ids"),
+        (('phase = "INIT"', "phase = 3"), "phase: must be a phase name"),
+        (('name = "DEMO"', 'name = "DE:MO"'), "trees[0].name"),
+        (("ids = [1]", 'ids = ["one"]'), "servers.TIMING_SERVER.ids"),
     ],
 )
 def test_validation_names_field_and_line(edit, message):
@@ -105,7 +105,7 @@ def test_validation_names_field_and_line(edit, message):
 
 
 def test_validation_gives_the_line_of_the_field():
-    bad = GOOD.replace("sequence = 10", "sequence = 10\nduration = \"long\"")
+    bad = GOOD.replace("sequence = 10", 'sequence = 10\nduration = "long"')
     with pytest.raises(PlantError, match=r"\(line 13\): trees\[0\]\.actions\[0\]\.duration"):
         load_toml_plant(bad, "plant.toml")
 
@@ -119,5 +119,8 @@ def test_json_plant_errors():
     with pytest.raises(PlantError, match="DEMO\\[0\\].phase"):
         from monitor_app.simulator.plant import load_json_plant
 
-        load_json_plant('{"_servers": {"S": [1]}, "DEMO": [{"path": "\\\\DEMO::TOP:A", '
-                        '"server": "S", "sequence": 1}]}', "tree.json")
+        load_json_plant(
+            '{"_servers": {"S": [1]}, "DEMO": [{"path": "\\\\DEMO::TOP:A", '
+            '"server": "S", "sequence": 1}]}',
+            "tree.json",
+        )

@@ -160,8 +160,13 @@ WEBMONITOR_READER_AUTOSTART = env_bool("WEBMONITOR_READER_AUTOSTART", True)
 WEBMONITOR_SERVER_COMMAND = shlex.split(os.environ.get("WEBMONITOR_SERVER_COMMAND", ""))
 WEBMONITOR_SERVER_COMMAND_TIMEOUT = env_float("WEBMONITOR_SERVER_COMMAND_TIMEOUT", 30.0)
 
-# The channel layer lives on the same Redis, under its own prefix.
-if os.environ.get("WEBMONITOR_CHANNEL_LAYER", "redis") == "memory":
+# The channel layer lives on the same Redis, under its own prefix. With it,
+# several console processes share one reader (elected through a Redis lock).
+WEBMONITOR_CHANNEL_LAYER = os.environ.get("WEBMONITOR_CHANNEL_LAYER", "redis")
+WEBMONITOR_READER_SHARED = env_bool(
+    "WEBMONITOR_READER_SHARED", WEBMONITOR_CHANNEL_LAYER != "memory"
+)
+if WEBMONITOR_CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:
     CHANNEL_LAYERS = {

@@ -95,7 +95,8 @@ class Cycle:
                         ended = True
                 states = self._states(shot, {a.server for a in actions})
                 busy = [
-                    a.path for a in actions
+                    a.path
+                    for a in actions
                     if states.get(a.path) in (p.STATE_DISPATCHED, p.STATE_DOING)
                 ]
                 now = time.monotonic()

@@ -153,9 +153,7 @@ class Dispatcher:
             p.action_phase_key(tree, shot),
             p.action_server_key(tree, shot),
         ]
-        doomed += [
-            text(k) or "" for k in client.scan_iter(match=p.action_info_pattern(tree, shot))
-        ]
+        doomed += [text(k) or "" for k in client.scan_iter(match=p.action_info_pattern(tree, shot))]
         pipe = client.pipeline(transaction=False)
         pipe.delete(*doomed)
         pipe.hset(p.DISPATCH_INFO, p.DISPATCH_INFO_TREE, tree)
@@ -340,7 +338,11 @@ class Dispatcher:
         pipe.lpush(
             p.server_todo_key(action.server),
             p.work_item(
-                tables.tree, tables.shot, action.path, nid=action.nid, timeout=timeout,
+                tables.tree,
+                tables.shot,
+                action.path,
+                nid=action.nid,
+                timeout=timeout,
                 notify=None,
             ),
         )
@@ -358,9 +360,7 @@ class Dispatcher:
             action.path,
             p.STATE_SERVER_OFF,
         )
-        pipe.hset(
-            p.action_status_key(tables.tree, tables.shot), action.path, p.STATUS_NOT_EXECUTED
-        )
+        pipe.hset(p.action_status_key(tables.tree, tables.shot), action.path, p.STATUS_NOT_EXECUTED)
 
     def _end_phase(self, tables: Tables) -> None:
         sync_client().publish(

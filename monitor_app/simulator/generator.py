@@ -41,8 +41,20 @@ def to_toml(
     out += ["[[trees]]", f"name = {_quote(tree)}", ""]
     for action in actions:
         out.append("[[trees.actions]]")
-        for key in ("path", "server", "phase", "sequence", "depends", "on", "duration",
-                    "timeout", "result", "completion", "cycle_abort_after", "output"):
+        for key in (
+            "path",
+            "server",
+            "phase",
+            "sequence",
+            "depends",
+            "on",
+            "duration",
+            "timeout",
+            "result",
+            "completion",
+            "cycle_abort_after",
+            "output",
+        ):
             if key not in action:
                 continue
             value = action[key]

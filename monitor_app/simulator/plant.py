@@ -360,16 +360,24 @@ def load_json_plant(text: str, source: str = "<plant>") -> Plant:
 
 
 _TOML_ACTION_FIELDS = {
-    "path", "server", "phase", "sequence", "depends", "on", "timeout", "duration",
-    "result", "output", "completion", "cycle_abort_after",
+    "path",
+    "server",
+    "phase",
+    "sequence",
+    "depends",
+    "on",
+    "timeout",
+    "duration",
+    "result",
+    "output",
+    "completion",
+    "cycle_abort_after",
 }
 # demo_tree.json carries descriptive fields the simulation does not need.
 _JSON_EXTRA_FIELDS = {"task", "method", "dependency_style"}
 
 
-def _build_tree(
-    name: str, specs: list[tuple[str, dict]], locate: _Locator, *, toml: bool
-) -> Tree:
+def _build_tree(name: str, specs: list[tuple[str, dict]], locate: _Locator, *, toml: bool) -> Tree:
     allowed = _TOML_ACTION_FIELDS | (set() if toml else _JSON_EXTRA_FIELDS)
     paths: list[str] = []
     seen: set[str] = set()
@@ -380,9 +388,11 @@ def _build_tree(
         match = PATH_RE.fullmatch(path)
         if not match:
             raise PlantError(
-                locate(f"{where}.path",
-                       f"{path!r} is not a full path like \\{name}::TOP.NODE:ACTION",
-                       needle=path)
+                locate(
+                    f"{where}.path",
+                    f"{path!r} is not a full path like \\{name}::TOP.NODE:ACTION",
+                    needle=path,
+                )
             )
         if match.group(1).upper() != name:
             raise PlantError(
@@ -404,8 +414,11 @@ def _build_tree(
             for ref in condition_paths(action.condition):
                 if ref not in known:
                     raise PlantError(
-                        locate(f"{where}.depends", f"names {ref!r}, which is not an action of "
-                               f"tree {name}", needle=action.path)
+                        locate(
+                            f"{where}.depends",
+                            f"names {ref!r}, which is not an action of tree {name}",
+                            needle=action.path,
+                        )
                     )
                 if ref == action.path:
                     raise PlantError(
@@ -489,9 +502,12 @@ def _check_servers(plant: Plant, locate: _Locator) -> None:
         for action in tree.actions:
             if action.server not in plant.servers:
                 raise PlantError(
-                    locate("servers", f"server class {action.server} of {action.path} is not "
-                           "declared (declare it with ids = [] if it never runs)",
-                           needle=action.path)
+                    locate(
+                        "servers",
+                        f"server class {action.server} of {action.path} is not "
+                        "declared (declare it with ids = [] if it never runs)",
+                        needle=action.path,
+                    )
                 )
 
 

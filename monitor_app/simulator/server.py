@@ -81,9 +81,7 @@ class _Body(threading.Thread):
                 server.print_line(line)
             if server.halted.wait(max(0.0, started + duration - time.monotonic())):
                 return
-            self.status = (
-                p.STATUS_SUCCESS if self.action.result == "success" else p.STATUS_FAILURE
-            )
+            self.status = p.STATUS_SUCCESS if self.action.result == "success" else p.STATUS_FAILURE
         finally:
             if not server.halted.is_set():
                 server.print_line(f"{log_date()} Done {self.path}")
@@ -213,9 +211,7 @@ class ActionServer:
         with self._capture_lock:
             paths = [job.path for job in self._accepted]
         if paths:
-            sync_client().hset(
-                p.abort_requests_key(self.ident), mapping=dict.fromkeys(paths, "1")
-            )
+            sync_client().hset(p.abort_requests_key(self.ident), mapping=dict.fromkeys(paths, "1"))
 
     # -- output capture ------------------------------------------------------------
 
@@ -255,9 +251,7 @@ class ActionServer:
         body = _Body(self, action, job.path)
         body.start()
         poll = self.config.seconds(ABORT_POLL_S)
-        deadline = (
-            time.monotonic() + self.config.seconds(job.timeout) if job.timeout > 0 else None
-        )
+        deadline = time.monotonic() + self.config.seconds(job.timeout) if job.timeout > 0 else None
         abort_key = p.abort_requests_key(self.ident)
         status = None
         while status is None:
