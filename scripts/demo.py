@@ -53,6 +53,9 @@ class Demo:
         os.environ["WEBMONITOR_DATA_DIR"] = str(self.data_dir)
         os.environ["WEBMONITOR_SERVER_COMMAND"] = shlex.join([sys.executable, str(SITE_COMMAND)])
         os.environ["DEMO_PLANT"] = str(PLANT)
+        # One web process: the in-memory channel layer is enough, and it also
+        # works on the embedded fallback Redis.
+        os.environ.setdefault("WEBMONITOR_CHANNEL_LAYER", "memory")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         sys.path.insert(0, str(ROOT))
 
@@ -67,6 +70,8 @@ class Demo:
         if wanted:
             say("REDIS_URL does not answer; starting a Redis of our own")
         binary = shutil.which("redis-server")
+        if os.environ.get("DEMO_REDIS") == "embedded":
+            binary = None
         port = free_port()
         url = f"redis://127.0.0.1:{port}/0"
         if binary:
@@ -117,9 +122,13 @@ class Demo:
     # -- processes -------------------------------------------------------------------------
 
     def spawn(self, name: str, argv: list[str], quiet: bool = False) -> subprocess.Popen:
-        out = subprocess.DEVNULL if quiet else None
+        """Each process writes to its own file under var/demo-logs/, so the
+        terminal keeps only what the operator needs to read."""
+        log_dir = self.data_dir / "demo-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = subprocess.DEVNULL if quiet else (log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=out)
+                                   stderr=subprocess.STDOUT)
         self.children.append((name, process))
         return process
 
@@ -176,6 +185,16 @@ class Demo:
             self.fake_server.shutdown()
 
 
+def _free_or_any(preferred: int) -> int:
+    """The preferred port when nothing listens there, else any free one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
 def _answers(redis_module, url: str) -> bool:
     try:
         return bool(redis_module.Redis.from_url(url, socket_connect_timeout=1,
@@ -193,7 +212,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     host = os.environ.get("DEMO_HOST", "127.0.0.1")
-    port = int(os.environ.get("DEMO_PORT", "8000"))
+    port = int(os.environ.get("DEMO_PORT") or _free_or_any(8000))
     try:
         demo.prepare_env()
         os.environ["REDIS_URL"] = demo.find_redis()
@@ -207,6 +226,7 @@ def main() -> int:
         print(f"URL: http://{shown}:{port}/", flush=True)
         print(f"Operator login: {op_user} / {op_password}", flush=True)
         print(f"Viewer login: {view_user} / {view_password}", flush=True)
+        say(f"each process logs to {demo.data_dir / 'demo-logs'}/; Ctrl-C stops them all")
         while not demo.stopping.wait(1.0):
             dead = demo.dead_child()
             if dead:

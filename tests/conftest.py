@@ -10,6 +10,8 @@ from django.conf import settings as django_settings
 
 from tests.redis_server import RedisServer, start_test_redis
 
+pytest_plugins = ["tests.cmd_fixtures", "tests.sim_fixtures"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TRANSCRIPT = FIXTURES / "upstream_transcript.jsonl"
 
@@ -124,9 +126,10 @@ def operator_client(operator):
     return client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_console(redis_server):
-    """daphne serving the console on a free port, against the test Redis."""
+    """daphne serving the console on a free port, against the test Redis;
+    stopped after its module, so its reader writes nothing into other tests."""
     from tests.browser import start_console
 
     console = start_console(redis_server.url)

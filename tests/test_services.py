@@ -14,7 +14,6 @@ from monitor_app import protocol as p
 from monitor_app import services as s
 from monitor_app.models import CommandRecord
 
-pytest_plugins = ["tests.cmd_fixtures"]
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pubsub_log")]
 
 ADC1_INIT = "\\DEMO::TOP.DAQ.ADC1:INIT_ACTION"

@@ -20,7 +20,6 @@ from django.core.management.base import CommandError
 from monitor_app import protocol as p
 from monitor_app.models import CommandRecord
 
-pytest_plugins = ["tests.cmd_fixtures"]
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pubsub_log")]
 
 ROOT = Path(__file__).resolve().parent.parent

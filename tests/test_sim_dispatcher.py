@@ -21,8 +21,6 @@ from tests.sim_fixtures import (
     wait_until,
 )
 
-pytest_plugins = ["tests.sim_fixtures"]
-
 D = "\\DEMO::TOP."
 ROOT = Path(__file__).resolve().parent.parent
 

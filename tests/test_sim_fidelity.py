@@ -15,8 +15,6 @@ from collections import Counter, defaultdict
 from monitor_app import protocol as p
 from tests.sim_fixtures import command, start_pulse, state, wait_until
 
-pytest_plugins = ["tests.sim_fixtures"]
-
 #: The steps of the recording this test replays, in order.
 STEPS = [
     "start",
