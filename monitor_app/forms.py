@@ -150,3 +150,32 @@ class LogMessageForm(forms.Form):
     """A message typed into the Log Viewer."""
 
     message = CleanedField(v.clean_log_message, max_length=v.MESSAGE_MAX, label="Message")
+
+
+class ReasonForm(forms.Form):
+    """A command without arguments of its own (Abort Sequence, Start all,
+    Kill all): only the optional reason."""
+
+    reason = _reason()
+
+
+class AuditFilterForm(forms.Form):
+    """The Audit page's filters. Lenient: a value that is not a name or a
+    number filters nothing rather than failing a bookmarked URL."""
+
+    user = forms.CharField(required=False, max_length=150, label="User")
+    command = forms.CharField(required=False, max_length=64, label="Command")
+    tree = forms.CharField(required=False, max_length=v.NAME_MAX, label="Tree")
+    shot = forms.CharField(required=False, max_length=12, label="Shot")
+    outcome = forms.ChoiceField(
+        required=False,
+        choices=[("", "any"), ("ok", "ok"), ("failed", "failed or refused")],
+        label="Outcome",
+    )
+
+    def clean_tree(self) -> str:
+        return (self.cleaned_data.get("tree") or "").strip().upper()
+
+    def clean_shot(self) -> str:
+        shot = (self.cleaned_data.get("shot") or "").strip()
+        return str(int(shot)) if shot.isascii() and shot.isdigit() else ""

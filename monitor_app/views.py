@@ -77,6 +77,7 @@ async def _base_context(request: HttpRequest, tab: str, header: HeaderState) -> 
         "tab": tab,
         "header": header,
         "can_operate": await user.ahas_perm(OPERATE_PERMISSION),
+        "can_audit": await user.ahas_perm("monitor_app.view_commandrecord"),
         "now": time.time(),
         "stale_bound": settings.WEBMONITOR_STALE_SECONDS,
     }

@@ -1,5 +1,7 @@
 // Behaviour the server cannot give: JSON notes from the WebSocket, relative
-// times, the log's pause and auto-scroll, the log dialog, copy to clipboard.
+// times, the log's pause and auto-scroll, the log dialog, copy to clipboard;
+// for operators: command answers shown also when refused, the reason of a
+// prompt sent as a form field, the row selection kept across live updates.
 // Everything the server sends is swapped by htmx; nothing here builds HTML.
 (function () {
   "use strict";
@@ -141,4 +143,95 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () { tick(); scrollLog(); });
+
+  // --- operator commands ---------------------------------------------------
+
+  // A refused command (400), a denial (403) or Redis down (503) still has an
+  // answer to show in the result area or the log dialog: let htmx swap it.
+  var ANSWERED = [400, 403, 409, 503];
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    if (!target || ANSWERED.indexOf(evt.detail.xhr.status) === -1) { return; }
+    if (target.id === "command-result" || target.id === "log-dialog-body") {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+    }
+  });
+
+  // The answer of hx-prompt travels as the form field "reason", not as a
+  // header (headers cannot carry every character an operator may type).
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var headers = evt.detail.headers;
+    if (headers && Object.prototype.hasOwnProperty.call(headers, "HX-Prompt")) {
+      var reason = headers["HX-Prompt"];
+      delete headers["HX-Prompt"];
+      if (reason) { evt.detail.parameters.reason = reason; }
+    }
+  });
+
+  // No answer at all (network down, console restarting): say so, as text.
+  function sayUnanswered(evt) {
+    var area = document.getElementById("command-result");
+    var source = evt.detail && evt.detail.requestConfig ? evt.detail.requestConfig.elt : null;
+    if (!area || !source || !source.closest || !source.closest("[hx-target='#command-result']")) { return; }
+    var p = document.createElement("p");
+    p.className = "result result-unreachable";
+    p.textContent = "The console did not answer: the command may not have been sent. Check the Audit tab before trying again.";
+    area.replaceChildren(p);
+  }
+  document.addEventListener("htmx:sendError", sayUnanswered);
+  document.addEventListener("htmx:responseError", function (evt) {
+    if (ANSWERED.indexOf(evt.detail.xhr.status) === -1) { sayUnanswered(evt); }
+  });
+
+  // Field messages arrive next to their fields; mark the fields for assistive tech.
+  function markInvalid() {
+    document.querySelectorAll(".field-error[data-for]").forEach(function (span) {
+      var input = document.getElementById(span.dataset.for);
+      if (!input) { return; }
+      if (span.textContent.trim()) { input.setAttribute("aria-invalid", "true"); }
+      else { input.removeAttribute("aria-invalid"); }
+    });
+  }
+
+  // Rows are replaced by live updates: the selection lives here, by path.
+  var selected = new Set();
+  function restoreSelection() {
+    var boxes = document.querySelectorAll("input[data-select-action]");
+    boxes.forEach(function (box) { box.checked = selected.has(box.value); });
+    var count = 0;
+    selected.forEach(function () { count += 1; });
+    var info = document.getElementById("bulk-count");
+    if (info) {
+      info.textContent = count ? count + " action(s) selected" : "No action selected: tick rows to act on several at once.";
+    }
+    document.querySelectorAll("[data-needs-selection]").forEach(function (button) { button.disabled = count === 0; });
+  }
+  document.addEventListener("change", function (evt) {
+    var box = evt.target;
+    if (box instanceof HTMLInputElement && box.hasAttribute("data-select-action")) {
+      if (box.checked) { selected.add(box.value); } else { selected.delete(box.value); }
+      restoreSelection();
+    }
+  });
+  document.addEventListener("click", function (evt) {
+    var target = evt.target;
+    if (!(target instanceof Element)) { return; }
+    if (target.closest("[data-clear-selection]")) { selected.clear(); restoreSelection(); }
+    if (target.closest("[data-dismiss-result]")) {
+      var area = document.getElementById("command-result");
+      if (area) { area.replaceChildren(); }
+    }
+  });
+  // A selected row no longer on the page (another pulse, filtered away) is dropped.
+  function pruneSelection() {
+    var present = new Set();
+    document.querySelectorAll("input[data-select-action]").forEach(function (box) { present.add(box.value); });
+    selected.forEach(function (path) { if (!present.has(path)) { selected.delete(path); } });
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", restoreSelection);
+  document.addEventListener("htmx:afterSettle", function () { pruneSelection(); restoreSelection(); markInvalid(); });
+  document.addEventListener("htmx:oobAfterSwap", markInvalid);
+  document.addEventListener("DOMContentLoaded", restoreSelection);
 })();

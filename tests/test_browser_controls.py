@@ -1,0 +1,95 @@
+"""The operator controls in a real browser (Chromium through Playwright),
+against the live test server and the test Redis: the script parts htmx
+cannot be tested without — refused answers swapped in, the prompt's reason
+sent as a form field, "Run anyway", the bulk selection. Skipped when no
+browser is installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from monitor_app.models import CommandRecord
+
+pytest_plugins = ["tests.cmd_fixtures"]
+
+CHROMIUM = os.environ.get("WEBMONITOR_TEST_CHROMIUM") or shutil.which("chromium")
+CAMERA_ACQ = "\\DEMO::TOP.CAMERA:ACQ_ACTION"
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM, reason="no Chromium to drive"),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("pubsub_log"),
+]
+
+
+def css(value: str) -> str:
+    """A value for a CSS attribute selector: a backslash escapes there."""
+    return value.replace("\\", "\\\\")
+
+
+@pytest.fixture
+def page(live_server, operator, settings, monkeypatch):
+    from django.test import Client
+    from playwright.sync_api import sync_playwright
+
+    client = Client()
+    client.force_login(operator)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright runs a loop here
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(base_url=live_server.url)
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
+        )
+        tab = context.new_page()
+        yield tab
+        browser.close()
+
+
+def test_abort_with_a_reason_then_a_refusal_next_to_its_field(page, load_snapshot, redis_db):
+    load_snapshot("do_phase_PULSE_ON")
+    page.goto("/actions/?tree=DEMO&shot=42")
+    page.once("dialog", lambda d: d.accept("camera stuck"))
+    row = page.locator("tr", has=page.locator(f'input[name="path"][value="{css(CAMERA_ACQ)}"]'))
+    row.first.get_by_role("button", name="Abort").click()
+    result = page.locator("#command-result")
+    result.get_by_text("Abort of").wait_for()
+    assert "ABORT+" + CAMERA_ACQ in result.inner_text()
+    record = CommandRecord.objects.get(command="abort_action")
+    assert record.reason == "camera stuck"
+
+    page.fill("#bar-shot", "-1")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Create Pulse").click()
+    page.locator("#bar-err-shot").get_by_text("not a shot number").wait_for()
+    assert page.get_attribute("#bar-shot", "aria-invalid") == "true"
+    assert "not sent" in result.inner_text()
+
+
+def test_do_phase_asks_then_run_anyway_sends(page, load_snapshot, redis_db):
+    load_snapshot("do_phase_INIT")
+    page.goto("/actions/?tree=DEMO&shot=42")
+    page.fill("#bar-phase", "INIT")
+    page.get_by_role("button", name="Do Phase").click()
+    page.get_by_role("button", name="Run anyway").click()
+    page.locator("#command-result").get_by_text("Do phase INIT of DEMO 42 sent").wait_for()
+    assert CommandRecord.objects.get(command="do_phase").ok
+
+
+def test_bulk_selection_dispatches_the_ticked_rows(page, load_snapshot, redis_db):
+    load_snapshot("do_phase_INIT")
+    page.goto("/actions/?tree=DEMO&shot=42")
+    bulk = page.get_by_role("button", name="Dispatch selected")
+    assert bulk.is_disabled()
+    for path in ("\\DEMO::TOP.DAQ.ADC1:INIT_ACTION", "\\DEMO::TOP.TIMING:INIT_ACTION"):
+        page.locator(f'input[data-select-action][value="{css(path)}"]').first.check()
+    assert "2 action(s) selected" in page.inner_text("#bulk-count")
+    page.once("dialog", lambda d: d.accept())
+    bulk.click()
+    page.locator("#command-result").get_by_text("dispatched to TIMING_SERVER").wait_for()
+    assert redis_db.llen("ACTION_SERVER_TODO:DAQ_SERVER") == 1
+    assert redis_db.llen("ACTION_SERVER_TODO:TIMING_SERVER") == 1
