@@ -1,25 +1,18 @@
 """The operator controls in a real browser (Chromium through Playwright),
 against the live test server and the test Redis: the script parts htmx
 cannot be tested without — refused answers swapped in, the prompt's reason
-sent as a form field, "Run anyway", the bulk selection. Skipped when no
-browser is installed."""
+sent as a form field, "Run anyway", the bulk selection."""
 
 from __future__ import annotations
-
-import os
-import shutil
 
 import pytest
 
 from monitor_app.models import CommandRecord
 
-pytest_plugins = ["tests.cmd_fixtures"]
-
-CHROMIUM = os.environ.get("WEBMONITOR_TEST_CHROMIUM") or shutil.which("chromium")
 CAMERA_ACQ = "\\DEMO::TOP.CAMERA:ACQ_ACTION"
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM, reason="no Chromium to drive"),
+    pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("pubsub_log"),
 ]
@@ -31,23 +24,20 @@ def css(value: str) -> str:
 
 
 @pytest.fixture
-def page(live_server, operator, settings, monkeypatch):
+def page(browser, live_server, operator, settings):
+    """An operator's tab on pytest-django's live server (same database as
+    the test, so the audit records can be checked)."""
     from django.test import Client
-    from playwright.sync_api import sync_playwright
 
     client = Client()
     client.force_login(operator)
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright runs a loop here
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(base_url=live_server.url)
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
-        )
-        tab = context.new_page()
-        yield tab
-        browser.close()
+    context = browser.new_context(base_url=live_server.url)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
+    )
+    yield context.new_page()
+    context.close()
 
 
 def test_abort_with_a_reason_then_a_refusal_next_to_its_field(page, load_snapshot, redis_db):
