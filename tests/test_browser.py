@@ -106,3 +106,44 @@ def test_log_viewer_appends_and_pauses(live_console, page, redis_db):
         ".includes('otto: cooling water checked')",
         timeout=5000,
     )
+
+
+def test_operator_aborts_and_dispatches_on_the_simulated_plant(
+    live_console, page, redis_db, simulate
+):
+    """Abort and Dispatch clicked on rows; the simulated servers act on them
+    and the rows change without a reload."""
+    from monitor_app.simulator.plant import load_plant
+    from monitor_app.simulator.runner import default_servers
+    from tests.conftest import FIXTURES
+    from tests.sim_fixtures import command, start_pulse, wait_until
+
+    plant = load_plant(FIXTURES / "e2e_plant.toml")
+    simulate(plant, servers=default_servers(plant))
+    start_pulse(redis_db)
+    command(redis_db, "do_phase:DEMO:42:PULSE_ON")
+    long = "\\DEMO::TOP.CAMERA:ACQ_ACTION"
+    wait_until(lambda: redis_db.hget("ACTION_INFO:DEMO:42:CAMERA_SERVER", long) == "DOING")
+
+    login(page, live_console.url, "otto")
+    page.goto(live_console.url + "/actions/?tree=DEMO&shot=42")
+    page.wait_for_selector("#ws-state.ws-live")
+    row = row_of(page, "CAMERA:ACQ_ACTION")
+    assert "DOING" in row.inner_text()
+    page.once("dialog", lambda dialog: dialog.accept("operator test"))
+    row.get_by_role("button", name="Abort").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('table[data-table=all] tr')].some("
+        "tr => tr.innerText.includes('CAMERA:ACQ_ACTION') && tr.innerText.includes('Aborted'))",
+        timeout=10000,
+    )
+    assert "cat-failed" in row_of(page, "CAMERA:ACQ_ACTION").get_attribute("class")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row_of(page, "CAMERA:ACQ_ACTION").get_by_role("button", name="Dispatch").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('table[data-table=all] tr')].some("
+        "tr => tr.innerText.includes('CAMERA:ACQ_ACTION') && tr.innerText.includes('DOING'))",
+        timeout=10000,
+    )
+    assert redis_db.hget("ACTION_INFO:DEMO:42:CAMERA_SERVER", long) == "DOING"
