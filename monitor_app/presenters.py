@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Page, Paginator
 
 from monitor_app import protocol as p
-from monitor_app.state import ActionRow, PulseRef
+from monitor_app.state import ActionRow, PulseRef, active_rows
 
 PAGE_SIZE = 200
 ACTIVE_LIMIT = 200
@@ -138,8 +138,6 @@ class ActionTables:
 def action_tables(
     rows: Mapping[str, ActionRow], query: ActionQuery, current_phase: str
 ) -> ActionTables:
-    from monitor_app.state import active_rows
-
     everything = list(rows.values())
     matched = query.apply(everything)
     active = active_rows((r for r in everything if query.matches(r)), current_phase)

@@ -260,6 +260,21 @@ def parse_key(name: str) -> KeyRef | None:
     return None
 
 
+def pulse_idents(names, tree: str, shot: str | int) -> list[str]:
+    """The server classes of a pulse, from the names a SCAN of
+    ``action_info_pattern`` returned (a glob may match more than it should)."""
+    idents = set()
+    for name in names:
+        ref = parse_key(name)
+        if (
+            ref is not None
+            and ref.family == ACTION_INFO
+            and (ref.tree, ref.shot) == (tree, str(shot))
+        ):
+            idents.add(ref.ident)
+    return sorted(idents)
+
+
 def _valid_tree(text: str) -> bool:
     return TREE_RE.fullmatch(text) is not None
 

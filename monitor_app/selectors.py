@@ -209,12 +209,7 @@ async def _pulse_actions(
     client: aredis.Redis, tree: str, shot: str, live_idents: set[str] | None
 ) -> PulseActions:
     pulse = PulseRef(tree, shot)
-    idents = []
-    for name in await _scan(client, p.action_info_pattern(tree, shot)):
-        ref = p.parse_key(name)
-        if ref is not None and ref.family == p.ACTION_INFO and (ref.tree, ref.shot) == (tree, shot):
-            idents.append(ref.ident)
-    idents.sort()
+    idents = p.pulse_idents(await _scan(client, p.action_info_pattern(tree, shot)), tree, shot)
     pipe = client.pipeline(transaction=False)
     for ident in idents:
         pipe.hgetall(p.action_info_key(tree, shot, ident))

@@ -372,11 +372,7 @@ def pulse_rows(
     """Every action of a pulse (state, status, phase, server), read in one
     pipeline after a SCAN of its ``ACTION_INFO`` keys."""
     client = client or _client()
-    idents = []
-    for name in _scan(client, p.action_info_pattern(tree, shot)):
-        ref = p.parse_key(name)
-        if ref and ref.family == p.ACTION_INFO and (ref.tree, ref.shot) == (tree, str(shot)):
-            idents.append(ref.ident)
+    idents = p.pulse_idents(_scan(client, p.action_info_pattern(tree, shot)), tree, shot)
     with _reading():
         pipe = client.pipeline(transaction=False)
         for ident in idents:

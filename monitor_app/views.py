@@ -23,7 +23,7 @@ from monitor_app.presenters import ActionQuery, action_tables
 from monitor_app.redis_client import redis_location
 from monitor_app.selectors import RedisUnavailable
 from monitor_app.startup import current_reader
-from monitor_app.state import PulseRef, ServerRow
+from monitor_app.state import PulseRef, ServerRow, summarize
 
 PARTIALS = "monitor/partials/"
 
@@ -145,8 +145,6 @@ async def actions_page(request: HttpRequest) -> HttpResponse:
     context = await _base_context(request, "actions", header)
     current_phase = actions.current_phase if actions else ""
     tables = action_tables(actions.rows if actions else {}, query, current_phase)
-    from monitor_app.state import summarize
-
     context.update(
         pulse=pulse,
         pulses=pulses if pulse is None or pulse in pulses else [pulse, *pulses],
