@@ -135,7 +135,7 @@ def test_operator_aborts_and_dispatches_on_the_simulated_plant(
     page.wait_for_function(
         "() => [...document.querySelectorAll('table[data-table=all] tr')].some("
         "tr => tr.innerText.includes('CAMERA:ACQ_ACTION') && tr.innerText.includes('Aborted'))",
-        timeout=10000,
+        timeout=20000,
     )
     assert "cat-failed" in row_of(page, "CAMERA:ACQ_ACTION").get_attribute("class")
 
@@ -144,6 +144,6 @@ def test_operator_aborts_and_dispatches_on_the_simulated_plant(
     page.wait_for_function(
         "() => [...document.querySelectorAll('table[data-table=all] tr')].some("
         "tr => tr.innerText.includes('CAMERA:ACQ_ACTION') && tr.innerText.includes('DOING'))",
-        timeout=10000,
+        timeout=20000,
     )
     assert redis_db.hget("ACTION_INFO:DEMO:42:CAMERA_SERVER", long) == "DOING"

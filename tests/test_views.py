@@ -164,3 +164,8 @@ def test_csrf_is_enforced(viewer, operator, redis_db):
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(operator)
     assert strict.post("/logs/note/", {"message": "x"}).status_code == 403
+
+
+def test_pages_carry_a_content_security_policy(viewer_client, redis_db):
+    policy = viewer_client.get("/servers/")["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
