@@ -23,8 +23,10 @@ SORT_KEYS = {
     "state": lambda r: (r.state, r.path),
     "status": lambda r: (r.status, r.path),
     "phase": lambda r: (r.phase, r.path),
-    "duration": lambda r: (r.duration is None, r.duration or 0.0, r.path),
+    "duration": lambda r: (r.duration or 0.0, r.path),
 }
+#: Sort keys whose value may be missing: such rows go last, either way.
+MAY_BE_BLANK = {"duration": lambda r: r.duration is None}
 DEFAULT_SORT = "server"
 STATE_CHOICES = sorted(p.STATES) + [p.UNKNOWN]
 STATUS_CHOICES = sorted(p.STATUSES) + [p.UNKNOWN]
@@ -84,8 +86,14 @@ class ActionQuery:
 
     def apply(self, rows: Iterable[ActionRow]) -> list[ActionRow]:
         chosen = [r for r in rows if self.matches(r)]
+        blank = MAY_BE_BLANK.get(self.sort)
+        tail = []
+        if blank is not None:
+            tail = [r for r in chosen if blank(r)]
+            chosen = [r for r in chosen if not blank(r)]
         chosen.sort(key=SORT_KEYS[self.sort], reverse=self.descending)
-        return chosen
+        tail.sort(key=SORT_KEYS[DEFAULT_SORT])
+        return chosen + tail
 
     def params(self, pulse: PulseRef | None, **changes) -> dict[str, str]:
         values = {

@@ -147,6 +147,7 @@ async def actions_page(request: HttpRequest) -> HttpResponse:
     tables = action_tables(actions.rows if actions else {}, query, current_phase)
     context.update(
         pulse=pulse,
+        follow=chosen is None,
         pulses=pulses if pulse is None or pulse in pulses else [pulse, *pulses],
         notice=notice,
         error=error,
@@ -169,11 +170,16 @@ async def actions_page(request: HttpRequest) -> HttpResponse:
     return render(request, "monitor/actions.html", context)
 
 
+PATH_MAX = 1000
+
+
 @require_GET
 async def action_log(request: HttpRequest) -> HttpResponse:
     pulse, notice = _requested_pulse(request)
     path = request.GET.get("path") or ""
     log_text, error = None, ""
+    if path and (len(path) > PATH_MAX or any(ord(c) < 32 for c in path)):
+        notice, path = "That is not an action path.", ""
     if pulse is not None and path:
         try:
             log_text = await selectors.action_log_get(pulse.tree, pulse.shot, path)

@@ -17,6 +17,8 @@ def row_of(page, text: str, table: str = "all"):
 
 def test_login_form_and_live_action_row(live_console, page, load_snapshot, redis_db):
     load_snapshot("do_phase_STORE")
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     base = live_console.url
     page.goto(base + "/actions/")
     assert "/accounts/login/" in page.url  # anonymous: sent to the login form
@@ -47,6 +49,16 @@ def test_login_form_and_live_action_row(live_console, page, load_snapshot, redis
     )
     assert "Failed: 2" in page.locator("#summary").inner_text()
     assert page.url.endswith("/actions/?tree=DEMO&shot=42")  # no reload happened
+    # a change to a row this page does not show is dropped without an error
+    page.goto(base + "/actions/?tree=DEMO&shot=42&server=CAMERA_SERVER")
+    page.wait_for_selector("#ws-state.ws-live")
+    adc2 = "\\DEMO::TOP.DAQ.ADC2:STORE_ACTION"
+    redis_db.hset("ACTION_INFO:DEMO:42:DAQ_SERVER", adc2, "DOING")
+    redis_db.publish("DISPATCH_MONITOR_PUBSUB", f"DOING+DEMO+42+DAQ_SERVER+1+{adc2}+18")
+    page.wait_for_function(
+        "() => document.getElementById('summary').innerText.includes('Doing: 1')", timeout=5000
+    )
+    assert errors == []
 
 
 def test_server_going_off_on_the_server_monitor(live_console, page, load_snapshot, redis_db):
@@ -147,3 +159,29 @@ def test_operator_aborts_and_dispatches_on_the_simulated_plant(
         timeout=20000,
     )
     assert redis_db.hget("ACTION_INFO:DEMO:42:CAMERA_SERVER", long) == "DOING"
+
+
+def test_actions_monitor_follows_the_dispatcher_to_a_new_pulse(
+    live_console, page, load_snapshot, redis_db
+):
+    keys = load_snapshot("do_phase_STORE")
+    login(page, live_console.url, "vera")
+    page.goto(live_console.url + "/actions/")
+    page.wait_for_selector("#ws-state.ws-live")
+    assert page.locator("#pulse-select option[selected]").inner_text() == "DEMO 42"
+    # the dispatcher builds the tables of shot 43: the page follows by itself
+    for name, entry in keys.items():
+        if ":42" in name and entry["type"] == "hash" and entry["value"]:
+            redis_db.hset(name.replace(":42", ":43"), mapping=entry["value"])
+    redis_db.set("LAST_BUILD_TABLE", '{"tree": "DEMO", "shot": "43"}')
+    page.wait_for_function(
+        "() => document.querySelector('#pulse-select option[selected]').innerText === 'DEMO 43'",
+        timeout=10000,
+    )
+    # a page opened on a pulse stays there, and says the dispatcher moved on
+    page.goto(live_console.url + "/actions/?tree=DEMO&shot=43")
+    page.wait_for_selector("#ws-state.ws-live")
+    redis_db.set("LAST_BUILD_TABLE", '{"tree": "DEMO", "shot": "42"}')
+    page.wait_for_selector("#pulse-moved:not([hidden])", timeout=10000)
+    assert "current pulse is DEMO 42" in page.locator("#pulse-moved").inner_text()
+    assert page.url.endswith("shot=43")

@@ -33,6 +33,7 @@
       } catch (e) { /* not a note of ours */ }
       return;
     }
+    if (dropUnseenRows(evt, message)) { return; }
     if (paused && message.indexOf('id="log-lines"') !== -1) {
       evt.preventDefault();
       buffered.push(message);
@@ -41,7 +42,53 @@
     }
   });
 
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  // The Actions Monitor opened without a pulse in its URL follows the
+  // dispatcher to each new pulse; one opened on a pulse says when it is old.
+  function pulseMoved() {
+    var note = document.getElementById("pulse-moved");
+    var status = document.getElementById("wm-status");
+    if (!note || !status) { return; }
+    var current = status.dataset.pulse || "";
+    var viewing = note.dataset.viewing || "";
+    if (!current || current === viewing) { note.hidden = true; return; }
+    var busy = document.activeElement && /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
+    if (note.dataset.follow && !busy && !document.querySelector("dialog[open]")) {
+      window.location.replace(window.location.pathname);
+      return;
+    }
+    var parts = current.split(":");
+    var shown = viewing.replace(":", " ");
+    note.querySelector("[data-text]").textContent = "You are looking at " + shown +
+      "; the dispatcher's current pulse is " + parts[0] + " " + parts[1] + ".";
+    var link = note.querySelector("[data-link]");
+    link.textContent = "Show " + parts[0] + " " + parts[1];
+    link.href = "?tree=" + encodeURIComponent(parts[0]) + "&shot=" + encodeURIComponent(parts[1]);
+    note.hidden = false;
+  }
+
+  // A change is sent to every tab of its pulse, also for rows another tab
+  // shows but this one does not (another page, filter or table): swap only
+  // what this page has, rather than let htmx complain of missing targets.
+  var parser = new DOMParser();
+  function dropUnseenRows(evt, message) {
+    if (message.indexOf("<tr") === -1) { return false; }
+    var doc = parser.parseFromString("<table><tbody>" + message + "</tbody></table>", "text/html");
+    var parts = doc.querySelectorAll("tbody > [hx-swap-oob], body > [hx-swap-oob]");
+    var kept = [];
+    var dropped = false;
+    parts.forEach(function (part) {
+      if (part.id && !document.getElementById(part.id)) { dropped = true; } else { kept.push(part.outerHTML); }
+    });
+    if (!dropped) { return false; }
+    evt.preventDefault();
+    if (kept.length) { htmx.swap(document.body, kept.join(""), { swapStyle: "none" }); }
+    afterMessage();
+    return true;
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", afterMessage);
+  function afterMessage() {
+    pulseMoved();
     var lines = document.getElementById("log-lines");
     if (lines) {
       while (lines.childElementCount > MAX_LOG_LINES) { lines.removeChild(lines.firstElementChild); }
@@ -50,7 +97,7 @@
     var tables = document.getElementById("actions-tables");
     if (tables && tables.dataset.filtered) { refreshSoon("actions"); }
     tick();
-  });
+  }
 
   function scrollLog() {
     var box = document.getElementById("log-box");
@@ -152,7 +199,8 @@
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var target = evt.detail.target;
     if (!target || ANSWERED.indexOf(evt.detail.xhr.status) === -1) { return; }
-    if (target.id === "command-result" || target.id === "log-dialog-body") {
+    if (target.id === "command-result" || target.id === "log-dialog-body" ||
+        target.hasAttribute("data-answers")) {
       evt.detail.shouldSwap = true;
       evt.detail.isError = false;
     }
