@@ -169,3 +169,23 @@ def test_csrf_is_enforced(viewer, operator, redis_db):
 def test_pages_carry_a_content_security_policy(viewer_client, redis_db):
     policy = viewer_client.get("/servers/")["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_duration_sort_puts_blank_durations_last(viewer_client, load_snapshot, redis_db):
+    load_snapshot("do_phase_STORE")
+    redis_db.hset("WEBMONITOR:DOING_AT:DEMO:42", "\\DEMO::TOP.CAMERA:STORE_ACTION", "100")
+    redis_db.hset("WEBMONITOR:DONE_AT:DEMO:42", "\\DEMO::TOP.CAMERA:STORE_ACTION", "103")
+    redis_db.hset("WEBMONITOR:DOING_AT:DEMO:42", "\\DEMO::TOP.DAQ.ADC1:STORE_ACTION", "100")
+    redis_db.hset("WEBMONITOR:DONE_AT:DEMO:42", "\\DEMO::TOP.DAQ.ADC1:STORE_ACTION", "101")
+    for sort in ("duration", "-duration"):
+        html = viewer_client.get(f"/actions/?tree=DEMO&shot=42&sort={sort}").content.decode()
+        table = html[html.index("All actions") :]
+        first, second = table.index("CAMERA:STORE_ACTION"), table.index("ADC1:STORE_ACTION")
+        assert (first > second) if sort == "duration" else (first < second)
+        assert table.index("ADC1:STORE_ACTION") < table.index("TIMING:INIT_ACTION")
+
+
+def test_control_characters_in_a_log_path_are_refused(viewer_client, redis_db):
+    response = viewer_client.get("/actions/log/?tree=DEMO&shot=42&path=%00x")
+    assert response.status_code == 200
+    assert b"\x00" not in response.content and b"not an action path" in response.content
