@@ -330,7 +330,15 @@ def test_cycle_starts_a_fresh_shot_with_a_restarted_dispatcher(private_sim, priv
     )
 
 
-def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
+@pytest.mark.parametrize(
+    ("who", "servers"),
+    [
+        (["--servers", "CAMERA_SERVER"], [("CAMERA_SERVER", "1")]),
+        # the demo's servers process: every autostart server, no dispatcher
+        (["--no-dispatcher"], [(i, s) for i, ids in LIVE.items() for s in ids]),
+    ],
+)
+def test_command_stops_cleanly_on_sigterm(redis_server, redis_db, who, servers):
     env = dict(
         os.environ,
         REDIS_URL=redis_server.url,
@@ -344,8 +352,7 @@ def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
             "simulate_plant",
             "--plant",
             str(FIXTURE_PLANT),
-            "--servers",
-            "CAMERA_SERVER",
+            *who,
             "--time-scale",
             "0.1",
         ],
@@ -355,15 +362,20 @@ def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(
-            lambda: redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == "ON",
-            timeout=30,
-            what="server ON",
-        )
+        for ident, server_id in servers:
+            wait_until(
+                lambda ident=ident, server_id=server_id: (
+                    redis_db.hget(p.server_active_key(ident), server_id) == "ON"
+                ),
+                timeout=30,
+                what=f"{ident}:{server_id} ON",
+            )
+        assert redis_db.pubsub_numsub(p.DISPATCHER_COMMANDS)[0][1] == 0  # no dispatcher
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)
-    assert redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == p.SERVER_OFF
+    for ident, server_id in servers:
+        assert redis_db.hget(p.server_active_key(ident), server_id) == p.SERVER_OFF
