@@ -40,8 +40,8 @@ class Cycle:
         self.tree: Tree = plant.trees[tree] if tree else next(iter(plant.trees.values()))
         self.first_shot = first_shot
         self.stop_event = threading.Event()
-        self.restarts = RedisRestarts()
-        self.shots_lost = 0
+        self.restarts = RedisRestarts("cycle")
+        self._started: int | None = None  # the last shot whose create pulse went out
 
     def run(self) -> None:
         backoff = Backoff("cycle")
@@ -53,11 +53,11 @@ class Cycle:
                 self._one_shot(shot)
                 backoff.ok()
             except ShotLost as exc:
-                self.shots_lost += 1
+                backoff.ok()  # it was Redis that told
                 log.warning("cycle: shot %s lost (%s); going on with a fresh shot", shot, exc)
             except REDIS_ERRORS as exc:
                 self.stop_event.wait(backoff.failed(exc))
-            if shot is not None:
+            if shot is not None and shot == self._started:
                 shot += 1  # never reuse a shot that may have started
 
     def _check(self, client) -> None:
@@ -103,6 +103,7 @@ class Cycle:
             mapping={p.DISPATCH_DEFAULT_TREE: name, p.DISPATCH_DEFAULT_SHOT: shot},
         )
         self._send(client, p.create_pulse_message(name, shot))
+        self._started = shot
         if self._pause(0.5):
             return
         self._send(client, p.build_tables_message(name, shot))

@@ -74,7 +74,7 @@ class Dispatcher:
         self.watch_tables: Tables | None = None
         self.watchdog_alive = False
         self.ready = threading.Event()  # subscribed: commands are heard
-        self.restarts = RedisRestarts()
+        self.restarts = RedisRestarts("dispatcher")
         self.redis_epoch = 0  # Redis restarts noticed so far
         self._threads: list[threading.Thread] = []
 

@@ -91,7 +91,8 @@ class RedisRestarts:
     process keeps about Redis (a running sequence, heartbeat counters sent,
     queued work) is void. A Redis without INFO (fakeredis) never "restarts"."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self.label = label
         self._run_id: str | None = None
         self._lock = threading.Lock()
 
@@ -107,7 +108,9 @@ class RedisRestarts:
         with self._lock:
             before, self._run_id = self._run_id, run_id
         if before is not None and before != run_id:
-            log.warning("Redis restarted (run_id %s, was %s)", run_id[:8], before[:8])
+            log.warning(
+                "%s: Redis restarted (run_id %s, was %s)", self.label, run_id[:8], before[:8]
+            )
             return True
         return False
 
