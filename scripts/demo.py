@@ -3,9 +3,15 @@
 
 Migrates, creates a demo operator and viewer, finds a Redis (``REDIS_URL``
 if it answers, else a private redis-server, else an in-process fakeredis
-server for demonstration only), starts the simulated plant with its cycle,
-the pub/sub recorder (when that command exists) and daphne, prints the URL
-and the two logins, and stops everything it started on Ctrl-C or SIGTERM.
+server for demonstration only), starts the simulated servers, the simulated
+dispatcher with its cycle (a process of its own, so that ``quit`` ends only
+it), the pub/sub recorder (when that command exists) and daphne, prints the
+URL and the two logins, writes ``var/demo.env`` for a shell, and stops
+everything it started on Ctrl-C or SIGTERM.
+
+A child that exits is started again after a short pause (the console shows
+its outage banner meanwhile and recovers by itself), at most
+``MAX_RESTARTS`` times a minute each; only daphne exiting ends the demo.
 """
 
 from __future__ import annotations
@@ -20,11 +26,25 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANT = ROOT / "plants" / "demo.toml"
 SITE_COMMAND = ROOT / "scripts" / "demo_server_command.py"
+MAX_RESTARTS = 5  # per child and RESTART_WINDOW_S; then it is given up
+RESTART_WINDOW_S = 60.0
+RESTART_PAUSE_S = 1.0  # long enough for the console to notice the outage
+ENV_NAMES = (
+    "REDIS_URL",
+    "DJANGO_SECRET_KEY",
+    "WEBMONITOR_DATA_DIR",
+    "WEBMONITOR_SERVER_COMMAND",
+    "WEBMONITOR_CHANNEL_LAYER",
+    "DEMO_PLANT",
+)
 
 
 def free_port() -> int:
@@ -37,9 +57,22 @@ def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
+@dataclass
+class Child:
+    """A process of the demo, with what it takes to start it again."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen
+    log: IO[bytes] | None
+    restarts: deque[float] = field(default_factory=deque)
+    restart_at: float | None = None  # exited: start again at this time
+    given_up: bool = False
+
+
 class Demo:
     def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.children: list[Child] = []
         self.fake_server = None
         self.stopping = threading.Event()
         self.data_dir = Path(os.environ.get("WEBMONITOR_DATA_DIR", ROOT / "var"))
@@ -81,7 +114,6 @@ class Demo:
                 "redis-server",
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(workdir)],
-                quiet=True,
             )
             say(f"started a private redis-server on port {port}")
         else:
@@ -121,20 +153,26 @@ class Demo:
 
     # -- processes -------------------------------------------------------------------------
 
-    def spawn(self, name: str, argv: list[str], quiet: bool = False) -> subprocess.Popen:
+    def _popen(self, name: str, argv: list[str]) -> tuple[subprocess.Popen, IO[bytes]]:
         """Each process writes to its own file under var/demo-logs/, so the
         terminal keeps only what the operator needs to read."""
         log_dir = self.data_dir / "demo-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        out = subprocess.DEVNULL if quiet else (log_dir / f"{name}.log").open("ab")
+        out = (log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT)
-        self.children.append((name, process))
+        return process, out
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        process, out = self._popen(name, argv)
+        self.children.append(Child(name, argv, process, out))
         return process
 
     def start_services(self, host: str, port: int) -> None:
         manage = [sys.executable, str(ROOT / "manage.py")]
-        self.spawn("plant", [*manage, "simulate_plant", "--plant", str(PLANT), "--cycle"])
+        plant = [*manage, "simulate_plant", "--plant", str(PLANT)]
+        self.spawn("servers", [*plant, "--no-dispatcher"])
+        self.spawn("dispatcher", [*plant, "--dispatcher-only", "--cycle"])
         if (ROOT / "monitor_app" / "management" / "commands" / "record_pubsub.py").exists():
             self.spawn("recorder", [*manage, "record_pubsub"])
         else:
@@ -146,7 +184,7 @@ class Demo:
         probe = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a probe
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stopping.is_set():
-            if self.dead_child():
+            if self.supervise():
                 return False
             try:
                 with socket.create_connection((probe, port), timeout=0.5):
@@ -155,11 +193,54 @@ class Demo:
                 time.sleep(0.2)
         return False
 
-    def dead_child(self) -> str | None:
-        for name, process in self.children:
-            if process.poll() is not None:
-                return name
+    def supervise(self) -> str | None:
+        """Start exited children again (after a pause, a bounded number of
+        times); the name of a child whose exit ends the demo (daphne)."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.given_up or self.stopping.is_set():
+                continue
+            if child.restart_at is None:
+                code = child.process.poll()
+                if code is None:
+                    continue
+                if child.name == "daphne":
+                    return child.name
+                self._exited(child, code, now)
+            elif now >= child.restart_at:
+                child.restart_at = None
+                if child.log is not None:
+                    child.log.close()
+                child.process, child.log = self._popen(child.name, child.argv)
         return None
+
+    def _exited(self, child: Child, code: int, now: float) -> None:
+        while child.restarts and now - child.restarts[0] > RESTART_WINDOW_S:
+            child.restarts.popleft()
+        if len(child.restarts) >= MAX_RESTARTS:
+            child.given_up = True
+            say(f"{child.name} exited {len(child.restarts) + 1} times within "
+                f"{RESTART_WINDOW_S:.0f} s; giving up on it (see "
+                f"{self.data_dir / 'demo-logs' / (child.name + '.log')})")
+            return
+        child.restarts.append(now)
+        child.restart_at = now + RESTART_PAUSE_S
+        if child.name == "dispatcher" and code == 0:
+            say("the dispatcher quit; starting it again")
+        else:
+            say(f"{child.name} exited (code {code}); starting it again")
+
+    def write_env_file(self) -> Path:
+        """``var/demo.env`` (0600: it holds the secret key), for a shell that
+        runs ``manage.py do_phase ...`` against this demo."""
+        path = self.data_dir / "demo.env"
+        lines = [f"{name}={shlex.quote(os.environ[name])}\n" for name in ENV_NAMES
+                 if os.environ.get(name)]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # also when it existed already
+            handle.writelines(lines)
+        return path
 
     def stop(self) -> None:
         """Every process this demo started, the console-started servers too."""
@@ -173,7 +254,8 @@ class Demo:
             pid_file.unlink(missing_ok=True)
         # One by one, last started first: the plant writes OFF for its
         # servers before the Redis it writes to goes away.
-        for _, process in reversed(self.children):
+        for child in reversed(self.children):
+            process = child.process
             if process.poll() is None:
                 process.terminate()
             try:
@@ -181,6 +263,8 @@ class Demo:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+            if child.log is not None:
+                child.log.close()
         if self.fake_server is not None:
             self.fake_server.shutdown()
 
@@ -193,6 +277,14 @@ def _free_or_any(preferred: int) -> int:
             return preferred
         except OSError:
             return free_port()
+
+
+def _shown_path(path: Path) -> str:
+    """Relative to the checkout (where ``make demo`` runs) when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return shlex.quote(str(path))
 
 
 def _answers(redis_module, url: str) -> bool:
@@ -220,17 +312,18 @@ def main() -> int:
         demo.start_services(host, port)
         if not demo.wait_for_port(host, port):
             if not demo.stopping.is_set():
-                say(f"the console did not come up ({demo.dead_child() or 'timeout'})")
+                say("the console did not come up (daphne exited or timed out)")
             return 1
+        env_file = demo.write_env_file()
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
         print(f"URL: http://{shown}:{port}/", flush=True)
         print(f"Operator login: {op_user} / {op_password}", flush=True)
         print(f"Viewer login: {view_user} / {view_password}", flush=True)
+        print(f"Shell: set -a; . {_shown_path(env_file)}; set +a", flush=True)
         say(f"each process logs to {demo.data_dir / 'demo-logs'}/; Ctrl-C stops them all")
-        while not demo.stopping.wait(1.0):
-            dead = demo.dead_child()
-            if dead:
-                say(f"{dead} exited; stopping the demo")
+        while not demo.stopping.wait(0.5):
+            if demo.supervise():
+                say("daphne exited; stopping the demo")
                 return 1
         return 0
     finally:

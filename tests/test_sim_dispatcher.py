@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 from monitor_app import protocol as p
+from monitor_app.simulator.runner import Simulation, default_servers
+from monitor_app.simulator.runtime import SimConfig
 from tests.sim_fixtures import (
     FIXTURE_PLANT,
+    SCALE,
+    Recorder,
     command,
     start_pulse,
     state,
@@ -193,34 +197,148 @@ def test_new_server_id_without_the_fault_is_watched(simulate, recorder, redis_db
     assert sim.dispatcher.watchdog_alive
 
 
-@pytest.mark.skipif(os.environ.get("TEST_REDIS_URL") is not None, reason="needs a local server")
-def test_survives_a_redis_restart(simulate, recorder, redis_server, redis_db):
-    if redis_server.kind != "redis-server":
-        pytest.skip("needs a redis-server the test can restart")
-    simulate()
-    recorder.stop()
-    redis_server.stop()
-    redis_server.start()
-    client = redis_server.client()
+@pytest.fixture
+def private_sim(private_redis, fixture_plant):
+    """Simulations on a Redis of the test's own, which it may restart; a
+    recorder is made after the restart (its connection would die)."""
+    started: list[Simulation] = []
+
+    def start(**kwargs: object) -> Simulation:
+        kwargs.setdefault("servers", default_servers(fixture_plant))
+        sim = Simulation(fixture_plant, SimConfig(SCALE), **kwargs)
+        started.append(sim)
+        sim.start()
+        assert sim.wait_ready(), "simulation did not subscribe"
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def restart_redis(server) -> None:
+    """Stop and start it on the same port: it comes back empty."""
+    server.stop()
+    server.start()
+
+
+def heartbeats(client, ident: str) -> dict[str, int]:
+    return {k: int(v) for k, v in client.hgetall(p.server_heartbeat_key(ident)).items()}
+
+
+LIVE = {"TIMING_SERVER": ("1",), "DAQ_SERVER": ("1", "2"), "CAMERA_SERVER": ("1",)}
+
+
+def test_survives_a_redis_restart_mid_phase(private_sim, private_redis):
+    """Redis restarted empty while a phase runs: every server writes its keys
+    again, the abandoned sequence does not block the next pulse, a full
+    phase runs, heartbeats advance and nobody is marked OFF."""
+    private_sim()
+    client = private_redis.client()
+    start_pulse(client)
+    command(client, p.do_phase_message("DEMO", 42, "INIT"))
     wait_until(
-        lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_ON,
-        what="ON rewritten after the restart",
+        lambda: state(client, D + "TIMING:INIT_ACTION", "TIMING_SERVER") == p.STATE_DOING,
+        what="INIT running",
     )
-    # a command published before the dispatcher resubscribed would be lost
+    restart_redis(private_redis)
+    client = private_redis.client()
+    for ident, ids in LIVE.items():
+        wait_until(
+            lambda ident=ident, ids=ids: set(ids) <= set(heartbeats(client, ident)),
+            what=f"{ident} heartbeat counter written again",
+        )
+        assert set(client.hgetall(p.server_ip_key(ident))) >= set(ids)
+        assert set(client.hgetall(p.server_doing_key(ident))) >= set(ids)
     for channel in (p.DISPATCHER_COMMANDS, p.DISPATCHER_PUBSUB, p.server_channel("DAQ_SERVER")):
         wait_until(
             lambda channel=channel: client.pubsub_numsub(channel)[0][1] >= 1,
             what=f"resubscribed to {channel}",
         )
-    start_pulse(client)
-    command(client, p.do_phase_message("DEMO", 42, "INIT"))
+    recorder = Recorder(private_redis.url, sample_every=0.2 * SCALE)
+    try:
+        start_pulse(client, shot=43)
+        command(client, p.do_phase_message("DEMO", 43, "INIT"))
+        wait_until(
+            lambda: recorder.monitor("END_PHASE+DEMO+43+INIT") >= 2,
+            what="a full INIT after the restart",
+        )
+        for node, ident in (
+            ("TIMING:INIT_ACTION", "TIMING_SERVER"),
+            ("DAQ.ADC1:INIT_ACTION", "DAQ_SERVER"),
+            ("ANALYSIS:INIT_ACTION", "ANALYSIS_SERVER"),
+        ):
+            assert state(client, D + node, ident, shot=43) == p.STATE_DONE, node
+            assert status(client, D + node, shot=43) == p.STATUS_SUCCESS, node
+        # heartbeats advance again: two more watchdog rounds answered
+        before = heartbeats(client, "DAQ_SERVER")
+        wait_until(
+            lambda: all(heartbeats(client, "DAQ_SERVER")[i] >= before[i] + 2 for i in ("1", "2")),
+            what="heartbeats advancing",
+        )
+        live_keys = {p.server_active_key(ident) for ident in LIVE}
+        offs = [
+            (key, field)
+            for key, _, field, value in recorder.changes
+            if key in live_keys and value == p.SERVER_OFF
+        ]
+        assert offs == [], "a live server was marked OFF after the restart"
+    finally:
+        recorder.stop()
+
+
+def test_cycle_goes_on_after_a_redis_restart(private_sim, private_redis):
+    private_sim(cycle=True, first_shot=500)
+    client = private_redis.client()
     wait_until(
-        lambda: status(client, D + "ANALYSIS:INIT_ACTION") == p.STATUS_SUCCESS,
-        what="INIT after the restart",
+        lambda: client.hget(p.CURRENT_PHASE, "DEMO") is not None, what="the cycle's first phase"
+    )
+    restart_redis(private_redis)
+    client = private_redis.client()
+    # a later shot than the interrupted one gets through a whole phase
+    wait_until(
+        lambda: (
+            (last := p.parse_last_build_table(client.get(p.LAST_BUILD_TABLE)))
+            and int(last[1]) > 500
+        ),
+        timeout=30,
+        what="a fresh shot after the restart",
+    )
+    shot = int(p.parse_last_build_table(client.get(p.LAST_BUILD_TABLE))[1])
+    wait_until(
+        lambda: status(client, D + "ANALYSIS:INIT_ACTION", shot=shot) == p.STATUS_SUCCESS,
+        timeout=30,
+        what="INIT of the fresh shot",
     )
 
 
-def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
+def test_cycle_starts_a_fresh_shot_with_a_restarted_dispatcher(private_sim, private_redis):
+    """quit ends the dispatcher; a new dispatcher with its cycle (what the
+    demo restarts) goes on with the next shot, servers unchanged."""
+    private_sim()  # the servers
+    first = private_sim(servers=[], cycle=True, first_shot=700)
+    client = private_redis.client()
+    wait_until(lambda: client.hget(p.DISPATCH_DEFAULT, "SHOT") == "700", what="shot 700")
+    command(client, p.dispatcher_command_message(p.CMD_QUIT))
+    wait_until(first.finished.is_set, what="the dispatcher quit")
+    first.stop()
+    private_sim(servers=[], cycle=True)
+    wait_until(
+        lambda: status(client, D + "ANALYSIS:INIT_ACTION", shot=701) == p.STATUS_SUCCESS,
+        timeout=30,
+        what="INIT of shot 701",
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "servers"),
+    [
+        (["--servers", "CAMERA_SERVER"], [("CAMERA_SERVER", "1")]),
+        # the demo's servers process: every autostart server, no dispatcher
+        (["--no-dispatcher"], [(i, s) for i, ids in LIVE.items() for s in ids]),
+    ],
+)
+def test_command_stops_cleanly_on_sigterm(redis_server, redis_db, who, servers):
     env = dict(
         os.environ,
         REDIS_URL=redis_server.url,
@@ -234,8 +352,7 @@ def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
             "simulate_plant",
             "--plant",
             str(FIXTURE_PLANT),
-            "--servers",
-            "CAMERA_SERVER",
+            *who,
             "--time-scale",
             "0.1",
         ],
@@ -245,15 +362,20 @@ def test_command_stops_cleanly_on_sigterm(redis_server, redis_db):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(
-            lambda: redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == "ON",
-            timeout=30,
-            what="server ON",
-        )
+        for ident, server_id in servers:
+            wait_until(
+                lambda ident=ident, server_id=server_id: (
+                    redis_db.hget(p.server_active_key(ident), server_id) == "ON"
+                ),
+                timeout=30,
+                what=f"{ident}:{server_id} ON",
+            )
+        assert redis_db.pubsub_numsub(p.DISPATCHER_COMMANDS)[0][1] == 0  # no dispatcher
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)
-    assert redis_db.hget(p.server_active_key("CAMERA_SERVER"), "1") == p.SERVER_OFF
+    for ident, server_id in servers:
+        assert redis_db.hget(p.server_active_key(ident), server_id) == p.SERVER_OFF

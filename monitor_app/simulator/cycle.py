@@ -1,6 +1,11 @@
 """Keeps a plant moving for the demo: create pulse, build tables, every
 phase, next shot, sent as a client sends them (DISPATCH_DEFAULT, then the
 pub/sub commands), so the console sees exactly what an operator would cause.
+
+A shot interrupted by a Redis restart or by the dispatcher going away (it
+quit, or its process is being restarted) is given up, and the cycle goes on
+with a fresh shot once a dispatcher listens again: the interrupted one
+would never end.
 """
 
 from __future__ import annotations
@@ -12,12 +17,18 @@ import time
 from monitor_app import protocol as p
 from monitor_app.redis_client import REDIS_ERRORS, sync_client, text
 from monitor_app.simulator.plant import Plant, Tree
-from monitor_app.simulator.runtime import Backoff, SimConfig
+from monitor_app.simulator.runtime import Backoff, RedisRestarts, SimConfig
 
 log = logging.getLogger("monitor_app.simulator.cycle")
 
 PAUSE_S = 2.0  # between two steps, before time scaling
 PHASE_CAP_S = 120.0  # longest wait for one phase, before time scaling
+LISTENER_WAIT_S = 60.0  # longest wait for a dispatcher to listen (real seconds)
+LISTENER_POLL_S = 0.2
+
+
+class ShotLost(Exception):
+    """The shot cannot finish: Redis restarted or the dispatcher went away."""
 
 
 class Cycle:
@@ -29,6 +40,8 @@ class Cycle:
         self.tree: Tree = plant.trees[tree] if tree else next(iter(plant.trees.values()))
         self.first_shot = first_shot
         self.stop_event = threading.Event()
+        self.restarts = RedisRestarts("cycle")
+        self._started: int | None = None  # the last shot whose create pulse went out
 
     def run(self) -> None:
         backoff = Backoff("cycle")
@@ -38,10 +51,41 @@ class Cycle:
                 if shot is None:
                     shot = self._next_shot()
                 self._one_shot(shot)
-                shot += 1
                 backoff.ok()
+            except ShotLost as exc:
+                backoff.ok()  # it was Redis that told
+                log.warning("cycle: shot %s lost (%s); going on with a fresh shot", shot, exc)
             except REDIS_ERRORS as exc:
                 self.stop_event.wait(backoff.failed(exc))
+            if shot is not None and shot == self._started:
+                shot += 1  # never reuse a shot that may have started
+
+    def _check(self, client) -> None:
+        """Give the shot up when it can no longer end."""
+        if self.restarts.check(client):
+            raise ShotLost("Redis restarted")
+
+    @staticmethod
+    def _listeners(client) -> int:
+        # NUMSUB counts channel subscribers only: the console's and the
+        # recorder's pattern subscriptions are not dispatchers.
+        return int(client.pubsub_numsub(p.DISPATCHER_COMMANDS)[0][1])
+
+    def _send(self, client, message: str) -> None:
+        """Publish a command once a dispatcher listens (just started, or
+        resubscribing after a Redis restart), so that it is not lost."""
+        self._check(client)
+        deadline = time.monotonic() + LISTENER_WAIT_S
+        waited = False
+        while not self.stop_event.is_set() and self._listeners(client) < 1:
+            if time.monotonic() > deadline:
+                log.warning("cycle: no dispatcher listens; sending %s anyway", message)
+                break
+            waited = True
+            self.stop_event.wait(LISTENER_POLL_S)
+        if waited:
+            self._check(client)
+        client.publish(p.DISPATCHER_COMMANDS, message)
 
     def _pause(self, factor: float = 1.0) -> bool:
         return self.stop_event.wait(self.config.seconds(PAUSE_S * factor))
@@ -58,14 +102,15 @@ class Cycle:
             p.DISPATCH_DEFAULT,
             mapping={p.DISPATCH_DEFAULT_TREE: name, p.DISPATCH_DEFAULT_SHOT: shot},
         )
-        client.publish(p.DISPATCHER_COMMANDS, p.create_pulse_message(name, shot))
+        self._send(client, p.create_pulse_message(name, shot))
+        self._started = shot
         if self._pause(0.5):
             return
-        client.publish(p.DISPATCHER_COMMANDS, p.build_tables_message(name, shot))
+        self._send(client, p.build_tables_message(name, shot))
         if self._pause():
             return
         for phase in self.tree.phases():
-            client.publish(p.DISPATCHER_COMMANDS, p.do_phase_message(name, shot, phase))
+            self._send(client, p.do_phase_message(name, shot, phase))
             self._wait_phase(shot, phase)
             if self._pause():
                 return
@@ -89,6 +134,9 @@ class Cycle:
         try:
             while not self.stop_event.is_set() and time.monotonic() < deadline:
                 message = pubsub.get_message(timeout=self.config.seconds(0.5))
+                self._check(client)
+                if self._listeners(client) < 1:
+                    raise ShotLost("the dispatcher went away")
                 if message and message["type"] == "message":
                     parsed = p.parse_monitor_message(text(message["data"]) or "")
                     if isinstance(parsed, p.EndPhase) and parsed.shot == str(shot):

@@ -26,6 +26,7 @@ from monitor_app.simulator.plant import (
 from monitor_app.simulator.runtime import (
     WATCHDOG_S,
     Backoff,
+    RedisRestarts,
     SimConfig,
     start_thread,
     subscription_loop,
@@ -73,6 +74,8 @@ class Dispatcher:
         self.watch_tables: Tables | None = None
         self.watchdog_alive = False
         self.ready = threading.Event()  # subscribed: commands are heard
+        self.restarts = RedisRestarts("dispatcher")
+        self.redis_epoch = 0  # Redis restarts noticed so far
         self._threads: list[threading.Thread] = []
 
     # -- running -----------------------------------------------------------------
@@ -85,7 +88,7 @@ class Dispatcher:
                     self.handle_message,
                     self.stop_event,
                     "dispatcher",
-                    self.ready.set,
+                    self._subscribed,
                 ),
                 "dispatcher listener",
             )
@@ -97,7 +100,40 @@ class Dispatcher:
         for thread in self._threads:
             thread.join(timeout=2)
 
+    def _subscribed(self) -> None:
+        self.check_redis_restart()  # the first call notes which Redis this is
+        self.ready.set()
+
+    def check_redis_restart(self) -> bool:
+        """Before anything else: a Redis that restarted (perhaps empty) lost
+        the work items still queued, so the running sequence would wait for
+        ever and every later do_phase would find "Sequence already in
+        progress". Abandon it, as a freshly started dispatcher has none; the
+        tables stay, so heartbeats go on for their server classes."""
+        try:
+            restarted = self.restarts.check()
+        except REDIS_ERRORS:
+            return False
+        if not restarted:
+            return False
+        with self.lock:
+            self.redis_epoch += 1
+            sequence = self.sequence
+            if sequence is not None and sequence.active:
+                sequence.active = False
+                log.warning(
+                    "Redis restarted: the sequence of %s %s %s is abandoned",
+                    sequence.tables.tree,
+                    sequence.tables.shot,
+                    sequence.phase,
+                )
+            for table in (self.pending_seq, self.pending_dep):
+                for paths in table.values():
+                    paths.clear()
+        return True
+
     def handle_message(self, channel: str, data: str) -> None:
+        self.check_redis_restart()
         if channel == p.DISPATCHER_COMMANDS:
             self.handle_command(data)
         elif channel == p.DISPATCHER_PUBSUB:
@@ -427,23 +463,35 @@ class Dispatcher:
     def _watchdog(self) -> None:
         """Every ~5 s: judge each server by whether its heartbeat counter
         advanced since the last HEARTBEAT, then send the next ones. Rounds
-        start only once tables were built (the ident list is empty before)."""
+        start only once tables were built (the ident list is empty before).
+        After a Redis restart one round only sends: the counters sent before
+        are void and the servers need a moment to write theirs again, and
+        judging them meanwhile would flip them OFF and crash their actions."""
         self.watchdog_alive = True
         was_alive: dict[str, bool] = {}
         sent: dict[tuple[str, str], int] = {}
         backoff = Backoff("dispatcher watchdog")
         period = self.config.seconds(WATCHDOG_S)
+        epoch = self.redis_epoch
         try:
             while not self.stop_event.is_set():
                 idents = self._idents()  # one list for both halves of a round
+                self.check_redis_restart()
+                grace = epoch != self.redis_epoch
+                if grace:
+                    epoch = self.redis_epoch
+                    was_alive.clear()
                 try:
-                    sent = self._watchdog_send(idents, was_alive)
+                    sent = self._watchdog_send(idents, was_alive, judge=not grace)
                     backoff.ok()
                 except REDIS_ERRORS as exc:
                     self.stop_event.wait(backoff.failed(exc))
                     continue
                 if self.stop_event.wait(period):
                     return
+                self.check_redis_restart()
+                if grace or epoch != self.redis_epoch:
+                    continue
                 try:
                     self._watchdog_check(idents, sent, was_alive)
                 except REDIS_ERRORS as exc:
@@ -458,7 +506,7 @@ class Dispatcher:
         return list(tables.idents) if tables else []
 
     def _watchdog_send(
-        self, idents: list[str], was_alive: dict[str, bool]
+        self, idents: list[str], was_alive: dict[str, bool], judge: bool = True
     ) -> dict[tuple[str, str], int]:
         client = sync_client()
         sent: dict[tuple[str, str], int] = {}
@@ -467,7 +515,8 @@ class Dispatcher:
             for server_id in ids:
                 counter = client.hget(p.server_heartbeat_key(ident), server_id)
                 if counter is None:  # never started
-                    self._mark_dead(ident, server_id, was_alive)
+                    if judge:
+                        self._mark_dead(ident, server_id, was_alive)
                     continue
                 sent[(ident, server_id)] = int(counter)
                 client.publish(p.server_channel(ident), p.heartbeat_message(server_id))

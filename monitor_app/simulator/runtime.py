@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
+
 from monitor_app.redis_client import REDIS_ERRORS, sync_client, text
 
 log = logging.getLogger("monitor_app.simulator")
@@ -81,6 +83,36 @@ class Backoff:
             log.warning("%s: Redis reachable again", self.label)
         self.down = False
         self.delay = 0.0
+
+
+class RedisRestarts:
+    """Tells a restarted Redis from a merely lost connection, by the server's
+    ``run_id``: a restart may have emptied Redis (no persistence), so what a
+    process keeps about Redis (a running sequence, heartbeat counters sent,
+    queued work) is void. A Redis without INFO (fakeredis) never "restarts"."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._run_id: str | None = None
+        self._lock = threading.Lock()
+
+    def check(self, client: redis.Redis | None = None) -> bool:
+        """``True`` once per restart, for the first caller that notices it."""
+        try:
+            info = (client or sync_client()).info("server")
+        except redis.ResponseError:
+            return False
+        run_id = text(info.get("run_id")) if isinstance(info, dict) else None
+        if not run_id:
+            return False
+        with self._lock:
+            before, self._run_id = self._run_id, run_id
+        if before is not None and before != run_id:
+            log.warning(
+                "%s: Redis restarted (run_id %s, was %s)", self.label, run_id[:8], before[:8]
+            )
+            return True
+        return False
 
 
 def retrying(stop: threading.Event, label: str, func: Callable[[], object]) -> object:

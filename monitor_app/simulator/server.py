@@ -124,6 +124,17 @@ class ActionServer:
         pipe.execute()
         self.worker = start_thread(self._work, f"worker {self.name}")
 
+    def reregister(self, pipe) -> None:
+        """Queue what a freshly started server would have written, for keys
+        that are gone (a Redis restarted empty): without a heartbeat counter
+        the watchdog never sends HEARTBEAT and marks the server OFF for ever.
+        HSETNX leaves the keys of a Redis that kept its data alone."""
+        with self._capture_lock:
+            doing = len(self._accepted)
+        pipe.hsetnx(p.server_heartbeat_key(self.ident), self.server_id, "0")
+        pipe.hsetnx(p.server_doing_key(self.ident), self.server_id, str(doing))
+        pipe.hsetnx(p.server_ip_key(self.ident), self.server_id, self.address)
+
     def halt(self) -> None:
         """Stop at once; the running action is abandoned (as ``os._exit``)."""
         self.halted.set()
@@ -293,7 +304,8 @@ class ActionServer:
 
 class ServerHost:
     """All simulated servers of one process: one listener for their channels,
-    one thread rewriting ``ON`` every second, one worker per server."""
+    one thread rewriting ``ON`` every second (and the other keys of a server
+    when a restarted Redis lost them), one worker per server."""
 
     def __init__(
         self,
@@ -380,12 +392,17 @@ class ServerHost:
                     continue
                 try:
                     pipe = sync_client().pipeline(transaction=False)
-                    for ident, server_id in self.servers:
+                    for (ident, server_id), server in self.servers.items():
                         pipe.hset(p.server_active_key(ident), server_id, p.SERVER_ON)
-                    pipe.execute()
+                        server.reregister(pipe)
+                    written = pipe.execute()
                     backoff.ok()
                 except REDIS_ERRORS as exc:
                     backoff.failed(exc)
+                    continue
+                # per server: HSET ON, then HSETNX heartbeat, doing, IP
+                if any(written[index + 1] for index in range(0, len(written), 4)):
+                    log.warning("servers re-registered: Redis had lost their keys")
 
     def _remove(self, server: ActionServer) -> bool:
         with self._lock:

@@ -29,6 +29,12 @@ class Command(BaseCommand):
             "--dispatcher-only", action="store_true", help="run the dispatcher, no server"
         )
         who.add_argument(
+            "--no-dispatcher",
+            action="store_true",
+            help="run every server the plant starts by itself, no dispatcher (so that "
+            "the dispatcher can run, quit and restart in a process of its own)",
+        )
+        who.add_argument(
             "--servers",
             metavar="CLASS[:ID],...",
             help="run only these servers (and no dispatcher)",
@@ -67,6 +73,8 @@ class Command(BaseCommand):
                 dispatcher = False
             elif options["dispatcher_only"]:
                 servers, dispatcher = [], True
+            elif options["no_dispatcher"]:
+                servers, dispatcher = default_servers(plant), False
             else:
                 servers, dispatcher = default_servers(plant), True
         except (PlantError, ValueError) as exc:
