@@ -142,8 +142,9 @@ class Load:
         t, s = self.pulse.tree, self.pulse.shot
         pipe.hset(p.action_info_key(t, s, action.server), action.path, p.STATE_DOING)
         pipe.hset(p.action_status_key(t, s), action.path, p.STATUS_RUNNING)
-        pipe.publish(p.MONITOR_PUBSUB, p.doing_message(t, s, action.server, "1", action.path,
-                                                       action.nid))
+        pipe.publish(
+            p.MONITOR_PUBSUB, p.doing_message(t, s, action.server, "1", action.path, action.nid)
+        )
         self._count("hset", "hset", "publish")
 
     def _done(self, pipe, action: Action) -> None:
@@ -200,8 +201,7 @@ class Load:
             self._count("hset")
         self.servers_off.clear()
         for action in self.silent_off:
-            pipe.hset(p.action_info_key(t, s, action.server), action.path,
-                      p.STATE_NOT_DISPATCHED)
+            pipe.hset(p.action_info_key(t, s, action.server), action.path, p.STATE_NOT_DISPATCHED)
             pipe.hset(p.action_status_key(t, s), action.path, p.STATUS_BUILT)
             self._count("hset", "hset")
             self.silent_pool.append(action)

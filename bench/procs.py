@@ -45,12 +45,17 @@ class Processes:
         self.workdir = workdir
         self.children: list[subprocess.Popen] = []
 
-    def spawn(self, argv: list[str], *, log_name: str, env: dict[str, str] | None = None,
-              cwd: Path = ROOT) -> subprocess.Popen:
+    def spawn(
+        self, argv: list[str], *, log_name: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> subprocess.Popen:
         log = (self.workdir / log_name).open("ab")
         try:
             child = subprocess.Popen(  # noqa: S603 - an argument list, no shell
-                argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         finally:
@@ -95,8 +100,21 @@ def start_redis(procs: Processes) -> tuple[str, subprocess.Popen]:
     workdir = procs.workdir / "redis"
     workdir.mkdir(exist_ok=True)
     child = procs.spawn(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--protected-mode", "yes"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "yes",
+        ],
         log_name="redis.log",
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -133,22 +151,41 @@ def console_env(redis_url: str, workdir: Path, poll_interval: float) -> dict[str
 def prepare_database(env: dict[str, str], username: str, password: str) -> None:
     """Migrate the temporary database and create the viewer the clients use."""
     manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True,
-                   timeout=180, capture_output=True)
+    subprocess.run(
+        [*manage, "migrate", "--noinput"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
     subprocess.run(
         [*manage, "console_user", username, "--role", "viewer", "--password-env", PASSWORD_VAR],
-        env={**env, PASSWORD_VAR: password}, cwd=ROOT, check=True, timeout=120,
+        env={**env, PASSWORD_VAR: password},
+        cwd=ROOT,
+        check=True,
+        timeout=120,
         capture_output=True,
     )
 
 
-def start_daphne(procs: Processes, env: dict[str, str], name: str = "daphne"
-                 ) -> tuple[int, subprocess.Popen]:
+def start_daphne(
+    procs: Processes, env: dict[str, str], name: str = "daphne"
+) -> tuple[int, subprocess.Popen]:
     port = free_port()
     child = procs.spawn(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "webmonitor.asgi:application"],
-        log_name=f"{name}.log", env=env,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "webmonitor.asgi:application",
+        ],
+        log_name=f"{name}.log",
+        env=env,
     )
     wait_port(port, child)
     return port, child

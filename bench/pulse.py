@@ -43,9 +43,7 @@ def make_pulse(actions: int, classes: int, seed: int = 1) -> BenchPulse:
     plant = load_toml_plant(synthetic(actions, classes, seed=seed, tree=TREE), "<bench>")
     tree = plant.tree(TREE)
     assert tree is not None
-    live = {
-        ident: list(server.ids) for ident, server in plant.servers.items() if server.autostart
-    }
+    live = {ident: list(server.ids) for ident, server in plant.servers.items() if server.autostart}
     return BenchPulse(actions=list(tree.actions), idents=plant.idents(), live_ids=live)
 
 

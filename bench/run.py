@@ -178,8 +178,9 @@ class Bench:
             await info.aclose()
             await loader_client.aclose()
         console = stats.commands_delta(before, after, own=load.commands)
-        return self._result(load.events, watchers, console, elapsed, cpu_before, cpu_after,
-                            len(ports), pids)
+        return self._result(
+            load.events, watchers, console, elapsed, cpu_before, cpu_after, len(ports), pids
+        )
 
     def _result(
         self,
@@ -214,8 +215,10 @@ class Bench:
             bytes_per_change=received / clients / len(events) if events else math.nan,
             kb_per_client_s=received / clients / elapsed / 1024,
             msgs_per_client_s=sum(w.messages for w in watchers) / clients / elapsed,
-            cpu_pct=100 * sum(a - b for a, b in zip(cpu_after, cpu_before, strict=True))
-            / elapsed / processes,
+            cpu_pct=100
+            * sum(a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+            / elapsed
+            / processes,
             rss_mb=max(peak_rss_mb(pid) for pid in pids),
         )
 
@@ -317,27 +320,75 @@ def _progress(r: PointResult) -> None:
 def report(
     results: list[PointResult], pages: dict[int, dict[str, float]], poll: float, quick: bool
 ) -> tuple[str, bool]:
-    headers = ["actions", "classes", "clients", "ann_p50", "ann_p95", "ann_p99", "ann_max",
-               "miss%", "sil_p50", "sil_p99", "redis/s", "B/change", "msg/s/cl", "kB/s/cl",
-               "cpu%", "rss_MB"]
+    headers = [
+        "actions",
+        "classes",
+        "clients",
+        "ann_p50",
+        "ann_p95",
+        "ann_p99",
+        "ann_max",
+        "miss%",
+        "sil_p50",
+        "sil_p99",
+        "redis/s",
+        "B/change",
+        "msg/s/cl",
+        "kB/s/cl",
+        "cpu%",
+        "rss_MB",
+    ]
     rows = [
-        [r.actions, r.classes, r.label, r.announced["p50"], r.announced["p95"],
-         r.announced["p99"], r.announced["max"], 100 * r.missed, r.silent["p50"],
-         r.silent["p99"], r.cmds_per_s, r.bytes_per_change, r.msgs_per_client_s,
-         r.kb_per_client_s, r.cpu_pct, r.rss_mb]
+        [
+            r.actions,
+            r.classes,
+            r.label,
+            r.announced["p50"],
+            r.announced["p95"],
+            r.announced["p99"],
+            r.announced["max"],
+            100 * r.missed,
+            r.silent["p50"],
+            r.silent["p99"],
+            r.cmds_per_s,
+            r.bytes_per_change,
+            r.msgs_per_client_s,
+            r.kb_per_client_s,
+            r.cpu_pct,
+            r.rss_mb,
+        ]
         for r in results
     ]
     lines = [stats.format_table(headers, rows), ""]
     lines.append("Redis commands of the console per point (top 3, per second):")
     lines += [f"  {r.actions:>6} x {r.label:>5}: {r.cmd_top}" for r in results]
     lines.append("")
-    page_headers = ["actions", "page_ms", "page_max", "page_kB", "filtered_ms", "filtered_kB",
-                    "last_page_ms"]
-    lines.append(stats.format_table(page_headers, [
-        [n, v["page_ms"], v["page_max_ms"], v["page_kb"], v["filtered_ms"], v["filtered_kb"],
-         v["last_page_ms"]]
-        for n, v in sorted(pages.items())
-    ]))
+    page_headers = [
+        "actions",
+        "page_ms",
+        "page_max",
+        "page_kB",
+        "filtered_ms",
+        "filtered_kB",
+        "last_page_ms",
+    ]
+    lines.append(
+        stats.format_table(
+            page_headers,
+            [
+                [
+                    n,
+                    v["page_ms"],
+                    v["page_max_ms"],
+                    v["page_kb"],
+                    v["filtered_ms"],
+                    v["filtered_kb"],
+                    v["last_page_ms"],
+                ]
+                for n, v in sorted(pages.items())
+            ],
+        )
+    )
     single = [r for r in results if r.processes == 1]
     biggest = max(r.actions for r in single)
     at_size = [r for r in single if r.actions == biggest]
@@ -355,8 +406,11 @@ def report(
         "rss": key.rss_mb <= 250,
     }
     lines.append("")
-    lines.append(f"targets at {key.actions} actions x {key.label} clients"
-                 + (" (quick: a CI-sized point, not the plant-scale one)" if quick else "") + ":")
+    lines.append(
+        f"targets at {key.actions} actions x {key.label} clients"
+        + (" (quick: a CI-sized point, not the plant-scale one)" if quick else "")
+        + ":"
+    )
     lines += [
         f"  announced p50 {key.announced['p50']:.1f} ms <= 50, p99 {key.announced['p99']:.1f}"
         f" ms <= 250: {stats.verdict(targets['announced'])}",
@@ -420,14 +474,26 @@ async def main_async(args: argparse.Namespace, workdir: Path, procs: Processes) 
     started = time.monotonic()
     for actions, classes, client_counts in plan:
         size_multi = multi if actions == plan[-1][0] else 0
-        got, page = await run_size(procs, workdir, redis_url, actions, classes, client_counts,
-                                   seconds, args.poll, password, size_multi, tries)
+        got, page = await run_size(
+            procs,
+            workdir,
+            redis_url,
+            actions,
+            classes,
+            client_counts,
+            seconds,
+            args.poll,
+            password,
+            size_multi,
+            tries,
+        )
         results += got
         pages[actions] = page
     text, ok = report(results, pages, args.poll, args.quick)
     print()
-    print(f"bench: {time.strftime('%Y-%m-%d %H:%M')}, {machine()}, "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"bench: {time.strftime('%Y-%m-%d %H:%M')}, {machine()}, {time.monotonic() - started:.0f} s"
+    )
     print(text, flush=True)
     return 0 if ok or not args.strict else 1
 
@@ -437,8 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one small point (CI-sized)")
     parser.add_argument("--seconds", type=float, default=0.0, help="load time per point")
     parser.add_argument("--poll", type=float, default=1.0, help="WEBMONITOR_POLL_INTERVAL")
-    parser.add_argument("--multi", type=int, default=2,
-                        help="daphne processes for the shared-reader point (0: skip)")
+    parser.add_argument(
+        "--multi",
+        type=int,
+        default=2,
+        help="daphne processes for the shared-reader point (0: skip)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
