@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +46,9 @@ SETTLE = 2.0  # after connecting: let the connect-time polls pass
 GRACE = 2.0  # after the last change: let the last rows arrive
 CONNECT_BATCH = 25
 PARSE_CACHE_MAX = 2000
+
+#: ``--profile``: record daphne with py-spy (if installed) into the work dir.
+PROFILE: list[bool] = [False]
 
 FULL_SIZES = ((1000, 20), (5000, 50), (20000, 200))
 FULL_CLIENTS = (1, 50, 200)
@@ -281,6 +285,7 @@ async def run_size(
     sync.close()
     env = console_env(redis_url, workdir, poll)
     port, daphne = start_daphne(procs, env, name=f"daphne-{actions}")
+    profiler = _profile(procs, daphne.pid, f"daphne-{actions}")
     results: list[PointResult] = []
     try:
         cookie = await asyncio.to_thread(login, HOST, port, USER, password)
@@ -304,7 +309,23 @@ async def run_size(
                     procs.stop(child)
     finally:
         procs.stop(daphne)
+        if profiler is not None:
+            try:
+                profiler.wait(timeout=60)  # it writes its file when daphne is gone
+            except subprocess.TimeoutExpired:
+                pass
+            procs.stop(profiler)
     return results, pages
+
+
+def _profile(procs: Processes, pid: int, name: str):
+    """py-spy on daphne, collapsed stacks in the work dir (a developer's aid)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not PROFILE[0] or not spy.exists():
+        return None
+    out = procs.workdir / f"{name}.pyspy.txt"
+    argv = [str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(out)]
+    return procs.spawn([*argv, "--rate", "200"], log_name=f"{name}.pyspy.log")
 
 
 def _progress(r: PointResult) -> None:
@@ -465,7 +486,9 @@ async def main_async(args: argparse.Namespace, workdir: Path, procs: Processes) 
         plan = [(1000, 20, (5,))]
         seconds, multi, tries = args.seconds or 10.0, 0, 3
     else:
-        plan = [(n, m, FULL_CLIENTS) for n, m in FULL_SIZES]
+        only = {int(x) for x in args.only.split(",") if x}
+        counts = tuple(int(x) for x in args.clients.split(",") if x) or FULL_CLIENTS
+        plan = [(n, m, counts) for n, m in FULL_SIZES if not only or n in only]
         seconds, multi, tries = args.seconds or 20.0, args.multi, 5
     print(f"bench: {machine()}", flush=True)
     print(f"bench: poll {args.poll} s, {seconds:.0f} s per point, 100 actions/s", flush=True)
@@ -511,7 +534,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--profile", action="store_true", help="py-spy daphne (implies --keep)")
+    parser.add_argument("--only", default="", help="full run restricted to sizes, e.g. 20000")
+    parser.add_argument("--clients", default="", help="client counts instead of 1,50,200")
     args = parser.parse_args(argv)
+    PROFILE[0] = args.profile
+    args.keep = args.keep or args.profile
     install_signal_handlers()
     workdir = Path(tempfile.mkdtemp(prefix="webmonitor-bench-"))
     procs = Processes(workdir)

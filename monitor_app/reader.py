@@ -32,9 +32,10 @@ from monitor_app.redis_client import (
 from monitor_app.selectors import (
     Pointers,
     PulseActions,
+    PulseCache,
     RedisUnavailable,
     pointers_get,
-    pulse_actions,
+    pulse_actions_cached,
     servers_list,
 )
 from monitor_app.state import (
@@ -90,6 +91,7 @@ class Reader:
         self.servers: dict[str, ServerRow] = {}
         self.stale: set[str] = set()
         self.pulses: dict[PulseRef, PulseView] = {}
+        self._caches: dict[PulseRef, PulseCache] = {}  # last read of each, to diff
         self.heartbeat_seen: dict[str, float] = {}
         self.advanced: dict[str, tuple[str, float]] = {}
         self.message_seen: dict[str, float] = {}
@@ -131,6 +133,7 @@ class Reader:
 
     async def _session(self) -> None:
         self._client = client = async_client()
+        self._caches.clear()  # Redis may have changed in any way meanwhile
         await client.ping()
         sub_client = async_pubsub_client()
         pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
@@ -210,11 +213,15 @@ class Reader:
         if pointers.current is not None:
             watched.add(pointers.current)
         for pulse in watched:
-            actions = await pulse_actions(pulse.tree, pulse.shot, client=client, live_idents=live)
+            cache = self._caches.setdefault(pulse, PulseCache())
+            actions = await pulse_actions_cached(
+                pulse.tree, pulse.shot, cache, client=client, live_idents=live
+            )
             await self._update_pulse(actions, now, phase_changed)
         for pulse in list(self.pulses):
             if pulse not in watched:
                 del self.pulses[pulse]
+                self._caches.pop(pulse, None)
         await self._flush_observations(client)
         await self._emit_header()
 
@@ -256,7 +263,7 @@ class Reader:
     async def _update_pulse(self, actions: PulseActions, now: float, phase_changed: bool) -> None:
         pulse = actions.pulse
         view = self.pulses.get(pulse)
-        if view is None or set(view.rows) != set(actions.rows):
+        if view is None or (actions.changed is None and set(view.rows) != set(actions.rows)):
             self.pulses[pulse] = PulseView(actions)
             if view is not None:
                 await push.pulse_reshaped(self.hub, pulse)
@@ -268,7 +275,11 @@ class Reader:
             await push.pulse_reshaped(self.hub, pulse)
             return
         changed = []
-        for path, row in actions.rows.items():
+        # Only rows Redis changed since the last read, and those a message
+        # changed (a hash that never follows its message must win in the end).
+        paths = actions.rows if actions.changed is None else actions.changed | set(view.announced)
+        for path in paths:
+            row = actions.rows[path]
             old = view.rows[path]
             if row == old:
                 view.announced.pop(path, None)
@@ -331,6 +342,8 @@ class Reader:
             if message.verb == p.HEARTBEAT:
                 await self._on_heartbeat(message, now)
         elif channel == p.DISPATCHER_COMMANDS:
+            for cache in self._caches.values():
+                cache.invalidate()  # build_tables rewrites what polls skip
             self.wake()  # tables are built and pulses created without a word
         elif channel == p.DISPATCHER_PUBSUB:
             completion = p.parse_completion(data)

@@ -195,25 +195,54 @@ def action_rows(
     done_at = done_at or {}
     queued = set(queued_paths)
     paths = set(state_of) | set(status) | set(phase) | set(server)
-    rows = {}
-    for path in paths:
-        raw_state = state_of.get(path, "")
-        raw_status = status.get(path, "")
-        rows[path] = ActionRow(
-            tree=tree,
-            shot=shot,
-            server=server.get(path) or ident_of.get(path) or p.UNKNOWN,
-            path=path,
-            state=p.known_state(raw_state),
-            status=p.known_status(raw_status),
+    return {
+        path: action_row(
+            tree,
+            shot,
+            path,
+            raw_state=state_of.get(path, ""),
+            ident=ident_of.get(path, ""),
+            raw_status=status.get(path, ""),
             phase=phase.get(path, ""),
-            raw_state=raw_state,
-            raw_status=raw_status,
-            doing_at=_float(doing_at.get(path)),
-            done_at=_float(done_at.get(path)),
+            server=server.get(path, ""),
+            doing_at=doing_at.get(path),
+            done_at=done_at.get(path),
             queued=path in queued,
         )
-    return rows
+        for path in paths
+    }
+
+
+def action_row(
+    tree: str,
+    shot: str,
+    path: str,
+    *,
+    raw_state: str,
+    ident: str,
+    raw_status: str,
+    phase: str,
+    server: str,
+    doing_at: str | None,
+    done_at: str | None,
+    queued: bool,
+) -> ActionRow:
+    """One action from its fields in each hash (``ident``: the class whose
+    ``ACTION_INFO`` hash holds it); shared by full and incremental reads."""
+    return ActionRow(
+        tree=tree,
+        shot=shot,
+        server=server or ident or p.UNKNOWN,
+        path=path,
+        state=p.known_state(raw_state),
+        status=p.known_status(raw_status),
+        phase=phase,
+        raw_state=raw_state,
+        raw_status=raw_status,
+        doing_at=_float(doing_at),
+        done_at=_float(done_at),
+        queued=queued,
+    )
 
 
 @dataclass(slots=True)
