@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 
 from monitor_app.header import HeaderState
 from monitor_app.hub import (
@@ -27,6 +27,9 @@ from monitor_app.hub import (
 from monitor_app.state import ActionRow, PulseRef, ServerRow, Summary
 
 PARTIALS = "monitor/partials/"
+#: How a row of *All actions* starts, and the same row in *Active actions*.
+ROW_ID_ALL = '<tr id="act-'
+ROW_ID_ACTIVE = '<tr id="vact-'
 
 
 def refresh_note(target: str) -> str:
@@ -66,17 +69,14 @@ def action_rows_html(
     """Each row for the *All actions* table and, when it belongs to the
     current phase, for the *Active actions* table; then the summary."""
     base = {"oob": True, "can_operate": role == ROLE_OPERATOR}
+    template = get_template(PARTIALS + "_action_row.html")
     parts = []
     for row in rows:
-        parts.append(
-            render_to_string(PARTIALS + "_action_row.html", {**base, "row": row, "table": "all"})
-        )
+        html = template.render({**base, "row": row, "table": "all"})
+        parts.append(html)
         if current_phase and row.phase == current_phase and row.state != "OFF":
-            parts.append(
-                render_to_string(
-                    PARTIALS + "_action_row.html", {**base, "row": row, "table": "active"}
-                )
-            )
+            # The Active copy differs only in its id: rendering once halves the cost.
+            parts.append(html.replace(ROW_ID_ALL, ROW_ID_ACTIVE, 1))
     if summary is not None:
         parts.append(
             render_to_string(PARTIALS + "_summary.html", {"summary": summary, "oob": True})

@@ -41,6 +41,7 @@ from monitor_app.selectors import (
 from monitor_app.state import (
     STATE_STAGE,
     ActionRow,
+    PhaseTally,
     PulseRef,
     ServerRow,
     Summary,
@@ -64,10 +65,13 @@ class PulseView:
         self.rows: dict[str, ActionRow] = actions.rows
         self.current_phase = actions.current_phase
         self.summary: Summary = summarize(self.rows.values())
+        self.tally = PhaseTally(self.rows.values())  # the header's progress, kept current
         self.announced: dict[str, float] = {}  # path -> when a message set it
 
     def set_row(self, row: ActionRow, *, announced_at: float | None = None) -> None:
-        summary_update(self.summary, self.rows.get(row.path), row)
+        old = self.rows.get(row.path)
+        summary_update(self.summary, old, row)
+        self.tally.move(old, row)
         self.rows[row.path] = row
         if announced_at is not None:
             self.announced[row.path] = announced_at
@@ -104,6 +108,7 @@ class Reader:
         self.polls = 0
         self._dirty: dict[str, dict[str, str]] = {}
         self._pending: dict[PulseRef, dict[str, ActionRow]] = {}
+        self._stamps: list[tuple[str, str, str | None]] = []  # key, path, time (None: delete)
         self._flush_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._client = None
@@ -200,6 +205,7 @@ class Reader:
 
     async def poll_once(self) -> None:
         client = self._client or async_client()
+        await self._write_stamps()
         now = self.clock()
         self.polls += 1
         pointers = await pointers_get(client=client)
@@ -365,20 +371,25 @@ class Reader:
     async def _on_doing(self, m: p.Doing, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
         self.activity[pulse] = now
-        client = self._client or async_client()
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(ck.doing_at_key(m.tree, m.shot), m.path, f"{now:.3f}")
-        pipe.hdel(ck.done_at_key(m.tree, m.shot), m.path)
-        await pipe.execute()
-        self._announce(pulse, m.path, now, state=p.STATE_DOING, doing_at=now, done_at=None)
+        stamp = f"{now:.3f}"  # the row holds what a poll reads back, or it differs
+        # Written with the batch, not awaited here: a round trip per message
+        # held up every message behind it.
+        self._stamps.append((ck.doing_at_key(m.tree, m.shot), m.path, stamp))
+        self._stamps.append((ck.done_at_key(m.tree, m.shot), m.path, None))
+        self._announce(pulse, m.path, now, state=p.STATE_DOING, doing_at=float(stamp), done_at=None)
 
     async def _on_done(self, m: p.Done, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
         self.activity[pulse] = now
-        client = self._client or async_client()
-        await client.hset(ck.done_at_key(m.tree, m.shot), m.path, f"{now:.3f}")
+        stamp = f"{now:.3f}"
+        self._stamps.append((ck.done_at_key(m.tree, m.shot), m.path, stamp))
         self._announce(
-            pulse, m.path, now, state=p.STATE_DONE, status=p.known_status(m.status), done_at=now
+            pulse,
+            m.path,
+            now,
+            state=p.STATE_DONE,
+            status=p.known_status(m.status),
+            done_at=float(stamp),
         )
 
     def _announce(self, pulse: PulseRef, path: str, now: float, **changes) -> None:
@@ -396,15 +407,42 @@ class Reader:
             self._flush_task = asyncio.create_task(self._flush_announced())
 
     async def _flush_announced(self) -> None:
-        await asyncio.sleep(BATCH_SECONDS)
-        pending, self._pending = self._pending, {}
-        for pulse, rows in pending.items():
-            view = self.pulses.get(pulse)
-            if view is not None:
-                await push.actions_changed(
-                    self.hub, pulse, list(rows.values()), view.current_phase, view.summary
-                )
-        await self._emit_header()
+        # Until nothing is pending: what came during the awaits below found
+        # this task still running and started none of its own.
+        while True:
+            await asyncio.sleep(BATCH_SECONDS)
+            pending, self._pending = self._pending, {}
+            for pulse, rows in pending.items():
+                view = self.pulses.get(pulse)
+                if view is not None:
+                    await push.actions_changed(
+                        self.hub, pulse, list(rows.values()), view.current_phase, view.summary
+                    )
+            await self._emit_header()
+            try:
+                await self._write_stamps()
+            except REDIS_ERRORS:
+                pass  # kept for the next batch or poll; the poll reports the outage
+            if not self._pending:
+                return
+
+    async def _write_stamps(self) -> None:
+        """The DOING/DONE times noted since the last call, in one round trip
+        (also before each poll, which reads them back)."""
+        stamps, self._stamps = self._stamps, []
+        if not stamps:
+            return
+        pipe = (self._client or async_client()).pipeline(transaction=False)
+        for key, path, stamp in stamps:
+            if stamp is None:
+                pipe.hdel(key, path)
+            else:
+                pipe.hset(key, path, stamp)
+        try:
+            await pipe.execute()
+        except REDIS_ERRORS:
+            self._stamps[:0] = stamps  # kept, in order, for the next try
+            raise
 
     # --- the header ----------------------------------------------------------------
 
@@ -419,7 +457,7 @@ class Reader:
             redis_error=self.error,
             pulse=pulse,
             phase=phase,
-            rows=view.rows.values() if view else (),
+            rows=view.tally if view else (),
             last_activity=self.activity.get(pulse) if pulse else None,
             servers=self.servers.values(),
             last_heartbeat=self.last_heartbeat,

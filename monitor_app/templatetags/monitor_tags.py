@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from django import template
+from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
 
 register = template.Library()
@@ -28,6 +30,18 @@ def stale(row, bound: float) -> bool:
 @register.filter
 def log_query(row) -> str:
     return urlencode({"tree": row.tree, "shot": row.shot, "path": row.path})
+
+
+@register.filter
+def log_url(row) -> str:
+    """The URL of a row's log: a page shows 400 rows, so ``{% url %}`` and
+    the query are computed once per row, and the route once per prefix."""
+    return f"{_log_base(get_script_prefix())}?{log_query(row)}"
+
+
+@lru_cache(maxsize=8)
+def _log_base(prefix: str) -> str:
+    return reverse("monitor:action_log")
 
 
 @register.filter
