@@ -71,6 +71,7 @@ class PointResult:
     kb_per_client_s: float = math.nan
     msgs_per_client_s: float = math.nan
     cpu_pct: float = math.nan
+    harness_pct: float = math.nan  # this process: clients and load generator
     rss_mb: float = math.nan
 
     @property
@@ -162,6 +163,7 @@ class Bench:
             load = Load(loader_client, self.pulse)
             before = stats.parse_commandstats(await info.info("commandstats"))
             cpu_before = [_cpu(pid) for pid in pids]
+            own_before = time.process_time()
             started = time.time()
             self.load, self.counting = load, True
             await load.run(seconds)
@@ -169,6 +171,7 @@ class Bench:
             elapsed = time.time() - started
             after = stats.parse_commandstats(await info.info("commandstats"))
             cpu_after = [_cpu(pid) for pid in pids]
+            own = time.process_time() - own_before
             self.counting = False
             load.stop_tracking()
             await load.restore()
@@ -182,9 +185,11 @@ class Bench:
             await info.aclose()
             await loader_client.aclose()
         console = stats.commands_delta(before, after, own=load.commands)
-        return self._result(
+        result = self._result(
             load.events, watchers, console, elapsed, cpu_before, cpu_after, len(ports), pids
         )
+        result.harness_pct = 100 * own / elapsed
+        return result
 
     def _result(
         self,
@@ -357,6 +362,7 @@ def report(
         "msg/s/cl",
         "kB/s/cl",
         "cpu%",
+        "bench%",
         "rss_MB",
     ]
     rows = [
@@ -376,6 +382,7 @@ def report(
             r.msgs_per_client_s,
             r.kb_per_client_s,
             r.cpu_pct,
+            r.harness_pct,
             r.rss_mb,
         ]
         for r in results

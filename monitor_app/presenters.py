@@ -84,7 +84,7 @@ class ActionQuery:
         )
 
     def apply(self, rows: Iterable[ActionRow]) -> list[ActionRow]:
-        chosen = [r for r in rows if self.matches(r)]
+        chosen = [r for r in rows if self.matches(r)] if self.filtered else list(rows)
         chosen.sort(key=SORT_KEYS[self.sort], reverse=self.descending)
         return chosen
 
@@ -143,7 +143,10 @@ def action_tables(
 
     everything = list(rows.values())
     matched = query.apply(everything)
-    active = active_rows((r for r in everything if query.matches(r)), current_phase)
+    active = active_rows(
+        (r for r in everything if query.matches(r)) if query.filtered else everything,
+        current_phase,
+    )
     page = Paginator(matched, PAGE_SIZE, allow_empty_first_page=True).get_page(query.page)
     return ActionTables(
         active=active[:ACTIVE_LIMIT],

@@ -10,6 +10,7 @@ retries with backoff, and catches up when Redis is back."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -172,12 +173,17 @@ class Reader:
             await self._emit_header()
 
     async def _poll_loop(self) -> None:
+        # Polls start every interval (counted from the start of the last one,
+        # not its end), so a silent change waits at most an interval plus one poll.
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + self.poll_interval
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_at - loop.time()))
             except TimeoutError:
                 pass
             self._wake.clear()
+            next_at = loop.time() + self.poll_interval
             await self.poll_once()
 
     def wake(self) -> None:
@@ -271,6 +277,7 @@ class Reader:
         view = self.pulses.get(pulse)
         if view is None or (actions.changed is None and set(view.rows) != set(actions.rows)):
             self.pulses[pulse] = PulseView(actions)
+            _settle_heap()
             if view is not None:
                 await push.pulse_reshaped(self.hub, pulse)
             return
@@ -471,6 +478,14 @@ class Reader:
         if header != self.header:
             self.header = header
             await push.header_changed(self.hub, header)
+
+
+def _settle_heap() -> None:
+    """Move what exists now (Django, a whole pulse of rows) out of the garbage
+    collector's sight: a full collection walked 10^5+ long-lived objects and
+    stalled every push for 100-300 ms. Rows hold no cycles; refcounting
+    still frees them when replaced."""
+    gc.freeze()
 
 
 async def _close_quietly(*closables) -> None:

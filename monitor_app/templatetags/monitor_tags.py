@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django import template
 from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -52,3 +53,18 @@ def seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, secs = divmod(int(value), 60)
     return f"{minutes} min {secs:02d} s"
+
+
+@register.simple_tag(takes_context=True)
+def action_row(context, row, table: str):
+    """A row of an actions table, through the render cache for viewers."""
+    from monitor_app.push import action_row_html
+
+    return mark_safe(  # noqa: S308 - rendered by the row template, escaped there
+        action_row_html(
+            row,
+            can_operate=bool(context.get("can_operate")),
+            oob=bool(context.get("oob")),
+            table=table,
+        )
+    )
