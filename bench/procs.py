@@ -142,7 +142,7 @@ def console_env(redis_url: str, workdir: Path, poll_interval: float) -> dict[str
         WEBMONITOR_CHANNEL_LAYER="memory",
         WEBMONITOR_POLL_INTERVAL=str(poll_interval),
         WEBMONITOR_READER_AUTOSTART="1",
-        WEBMONITOR_LOG_LEVEL="WARNING",
+        WEBMONITOR_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         PYTHONUNBUFFERED="1",
     )
     return env

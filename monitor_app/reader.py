@@ -111,6 +111,7 @@ class Reader:
         self._pending: dict[PulseRef, dict[str, ActionRow]] = {}
         self._stamps: list[tuple[str, str, str | None]] = []  # key, path, time (None: delete)
         self._flush_task: asyncio.Task | None = None
+        self._stamp_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._client = None
 
@@ -426,12 +427,17 @@ class Reader:
                         self.hub, pulse, list(rows.values()), view.current_phase, view.summary
                     )
             await self._emit_header()
-            try:
-                await self._write_stamps()
-            except REDIS_ERRORS:
-                pass  # kept for the next batch or poll; the poll reports the outage
+            if self._stamps and (self._stamp_task is None or self._stamp_task.done()):
+                self._stamp_task = asyncio.create_task(self._write_stamps_quietly())
             if not self._pending:
                 return
+
+    async def _write_stamps_quietly(self) -> None:
+        """Beside the batches, so a slow round trip never holds the next one."""
+        try:
+            await self._write_stamps()
+        except REDIS_ERRORS:
+            pass  # kept for the next batch or poll; the poll reports the outage
 
     async def _write_stamps(self) -> None:
         """The DOING/DONE times noted since the last call, in one round trip
@@ -450,6 +456,8 @@ class Reader:
         except REDIS_ERRORS:
             self._stamps[:0] = stamps  # kept, in order, for the next try
             raise
+        for cache in self._caches.values():
+            cache.note_written(stamps)
 
     # --- the header ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ empty, bad bytes are replaced, unknown values become ``unknown``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
@@ -83,9 +84,29 @@ class PulseCache:
     reads: int = 0
     stale: bool = True
 
+    #: Hashes only the owner writes (the DOING/DONE times): read in full only
+    #: when stale or every ``FULL_READ_EVERY`` reads; between, what the owner
+    #: wrote (``note_written``) stands for them.
+    own: tuple[str, ...] = ()
+    noted: set[bytes] = field(default_factory=set)
+
     def invalidate(self) -> None:
         """Read everything next time (the tables may have been rebuilt)."""
         self.stale = True
+
+    def note_written(self, writes: Iterable[tuple[str, str, str | None]]) -> None:
+        """The owner wrote (key, field, value) to hashes of ``own``; ``None``
+        deleted the field."""
+        for key, path, value in writes:
+            raw = self.raw.get(key) if key in self.own else None
+            if raw is None:
+                continue
+            field_ = path.encode()
+            if value is None:
+                raw.pop(field_, None)
+            else:
+                raw[field_] = value.encode()
+            self.noted.add(field_)
 
 
 async def _scan(client: aredis.Redis, pattern: str) -> list[str]:
@@ -266,7 +287,8 @@ async def _pulse_actions_cached(
     rare = (phase_key, server_key)
     pulse_keys = (status_key, phase_key, server_key, doing_key, done_key)
     full = cache.stale or idents != cache.idents or cache.reads % FULL_READ_EVERY == 0
-    every = [*info_keys, status_key, doing_key, done_key]
+    cache.own = (doing_key, done_key)
+    every = [*info_keys, status_key, *(cache.own if full else ())]
     pipe = client.pipeline(transaction=False)
     for key in every:
         pipe.hgetall(key)
@@ -294,6 +316,7 @@ async def _pulse_actions_cached(
             again = await pipe.execute(raise_on_error=False)
             fetched.update((key, _raw_hash(value)) for key, value in zip(moved, again, strict=True))
         fetched.update((key, cache.raw.get(key, {})) for key in rare if key not in fetched)
+        fetched.update((key, cache.raw.get(key, {})) for key in cache.own)
     current = results[-1]
     if fetched[server_key] is not cache.raw.get(server_key) or cache.stale:
         cache.classes = {text(v) for v in fetched[server_key].values()}
@@ -301,7 +324,7 @@ async def _pulse_actions_cached(
     queued = frozenset(await _queued_paths(client, tree, shot, needed, live_idents))
 
     structural = cache.stale
-    changed_raw: set[bytes] = set()
+    changed_raw, cache.noted = cache.noted, set()
     for key, new in fetched.items():
         old = cache.raw.get(key)
         if structural or new is old:

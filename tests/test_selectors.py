@@ -104,7 +104,8 @@ async def test_redis_down_is_one_clear_error(settings):
 
 async def test_cached_read_equals_a_full_read(redis_server, redis_db):
     """The poller's incremental read builds the very rows a full read does,
-    through state, status, time, queue and structural changes, bad bytes too."""
+    through state, status, time, queue and structural changes, bad bytes too
+    (the DOING/DONE times are the reader's own: it notes what it writes)."""
     import random
 
     from monitor_app import console_keys as ck
@@ -138,11 +139,16 @@ async def test_cached_read_equals_a_full_read(redis_server, redis_db):
                 raw.hset(f"ACTION_INFO:DEMO:5:{ident}", path, rng.choice(["DOING", "DONE", "X"]))
             elif kind < 0.5:
                 raw.hset("ACTION_STATUS:DEMO:5", path, rng.choice(["Success", "None", b"\xff"]))
-            elif kind < 0.65:
+            elif kind < 0.65:  # the owner's own times: written, and noted in the cache
                 raw.hset(ck.doing_at_key("DEMO", "5"), path, f"{step}.5")
                 raw.hdel(ck.done_at_key("DEMO", "5"), path)
+                cache.note_written(
+                    [(ck.doing_at_key("DEMO", "5"), path, f"{step}.5"),
+                     (ck.done_at_key("DEMO", "5"), path, None)]
+                )  # fmt: skip
             elif kind < 0.75:
                 raw.hset(ck.done_at_key("DEMO", "5"), path, f"{step}.9")
+                cache.note_written([(ck.done_at_key("DEMO", "5"), path, f"{step}.9")])
             elif kind < 0.85:
                 raw.lpush("ACTION_SERVER_TODO:C_SERVER", f"DEMO+5+{path}+0+0+0")
             elif kind < 0.9:
