@@ -62,6 +62,7 @@ class PointResult:
     processes: int = 1
     seconds: float = 0.0
     announced: dict[str, float] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)  # earliest client per change
     silent: dict[str, float] = field(default_factory=dict)
     missed: float = 0.0  # fraction of (change, client) pairs never seen
     cmds_per_s: float = math.nan
@@ -216,6 +217,9 @@ class Bench:
             processes=processes,
             seconds=elapsed,
             announced=stats.summary_ms(announced),
+            first=stats.summary_ms(
+                [min(e.latencies) for e in events if e.latencies and not e.silent]
+            ),
             silent=stats.summary_ms(silent),
             missed=1 - seen / expected if expected else math.nan,
             cmds_per_s=sum(console.values()) / elapsed,
@@ -354,6 +358,7 @@ def report(
         "ann_p95",
         "ann_p99",
         "ann_max",
+        "first_p50",
         "miss%",
         "sil_p50",
         "sil_p99",
@@ -374,6 +379,7 @@ def report(
             r.announced["p95"],
             r.announced["p99"],
             r.announced["max"],
+            r.first["p50"],
             100 * r.missed,
             r.silent["p50"],
             r.silent["p99"],
