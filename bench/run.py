@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import platform
@@ -167,8 +168,12 @@ class Bench:
             own_before = time.process_time()
             started = time.time()
             self.load, self.counting = load, True
-            await load.run(seconds)
-            await asyncio.sleep(GRACE)
+            gc.disable()  # our own collections would delay reading the sockets
+            try:
+                await load.run(seconds)
+                await asyncio.sleep(GRACE)
+            finally:
+                gc.enable()
             elapsed = time.time() - started
             after = stats.parse_commandstats(await info.info("commandstats"))
             cpu_after = [_cpu(pid) for pid in pids]
