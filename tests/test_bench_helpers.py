@@ -92,7 +92,7 @@ def test_the_row_template_is_what_the_bench_parses():
 
 def test_table_and_key_values():
     table = stats.format_table(["a", "bb"], [[1, 2.25], ["x", math.nan]])
-    assert table.splitlines() == [" a   bb", "--  ---", " 1  2.2", " x    -"]
+    assert table.splitlines() == ["a   bb", "-  ---", "1  2.2", "x    -"]
     line = stats.key_values({"p50_ms": 12.345, "ok": "met", "r": math.nan, "n": 3})
     assert line == "p50_ms=12.3 ok=met r=nan n=3"
     assert stats.verdict(True) == "met" and stats.verdict(False) == "NOT met"
