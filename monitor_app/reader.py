@@ -10,6 +10,7 @@ retries with backoff, and catches up when Redis is back."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from django.conf import settings
 from monitor_app import console_keys as ck
 from monitor_app import protocol as p
 from monitor_app import push, relay
+from monitor_app.aio import honour_cancel
 from monitor_app.header import HeaderState, header_state
 from monitor_app.hub import Hub
 from monitor_app.redis_client import (
@@ -32,14 +34,16 @@ from monitor_app.redis_client import (
 from monitor_app.selectors import (
     Pointers,
     PulseActions,
+    PulseCache,
     RedisUnavailable,
     pointers_get,
-    pulse_actions,
+    pulse_actions_cached,
     servers_list,
 )
 from monitor_app.state import (
     STATE_STAGE,
     ActionRow,
+    PhaseTally,
     PulseRef,
     ServerRow,
     Summary,
@@ -63,10 +67,13 @@ class PulseView:
         self.rows: dict[str, ActionRow] = actions.rows
         self.current_phase = actions.current_phase
         self.summary: Summary = summarize(self.rows.values())
+        self.tally = PhaseTally(self.rows.values())  # the header's progress, kept current
         self.announced: dict[str, float] = {}  # path -> when a message set it
 
     def set_row(self, row: ActionRow, *, announced_at: float | None = None) -> None:
-        summary_update(self.summary, self.rows.get(row.path), row)
+        old = self.rows.get(row.path)
+        summary_update(self.summary, old, row)
+        self.tally.move(old, row)
         self.rows[row.path] = row
         if announced_at is not None:
             self.announced[row.path] = announced_at
@@ -96,6 +103,7 @@ class Reader:
         self.servers: dict[str, ServerRow] = {}
         self.stale: set[str] = set()
         self.pulses: dict[PulseRef, PulseView] = {}
+        self._caches: dict[PulseRef, PulseCache] = {}  # last read of each, to diff
         self.heartbeat_seen: dict[str, float] = {}
         self.advanced: dict[str, tuple[str, float]] = {}
         self.message_seen: dict[str, float] = {}
@@ -108,7 +116,10 @@ class Reader:
         self.polls = 0
         self._dirty: dict[str, dict[str, str]] = {}
         self._pending: dict[PulseRef, dict[str, ActionRow]] = {}
+        self._pending_since = 0.0  # when the oldest pending change came
+        self._stamps: list[tuple[str, str, str | None]] = []  # key, path, time (None: delete)
         self._flush_task: asyncio.Task | None = None
+        self._stamp_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._client = None
 
@@ -145,6 +156,7 @@ class Reader:
 
     async def _session(self) -> None:
         self._client = client = async_client()
+        self._caches.clear()  # Redis may have changed in any way meanwhile
         await client.ping()
         sub_client = async_pubsub_client()
         pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
@@ -187,13 +199,29 @@ class Reader:
             await self._emit_header()
 
     async def _poll_loop(self) -> None:
+        # Polls start every interval (counted from the start of the last one,
+        # not its end), so a silent change waits at most an interval plus one poll.
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + self.poll_interval
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
+            honour_cancel()
+            await self._sleep_or_wake(max(0.0, next_at - loop.time()))
             self._wake.clear()
+            next_at = loop.time() + self.poll_interval
+            honour_cancel()
             await self.poll_once()
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        """Until the next tick or a wake-up. Not ``wait_for``: on Python 3.11
+        it can lose a cancellation that comes as its timeout fires, and the
+        reader would then never stop."""
+        if self._wake.is_set():
+            return
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=seconds)
+        finally:
+            waiter.cancel()
 
     def wake(self) -> None:
         """Poll now rather than at the next tick (a page wants a new pulse)."""
@@ -224,26 +252,49 @@ class Reader:
             self.leading = False
             self.hub.relay = None
             raise LostLead
+        await self._write_stamps()
         now = self.clock()
         self.polls += 1
         pointers = await pointers_get(client=client)
-        servers = await servers_list(client=client)
+        # Servers and pulses are read side by side (on two connections): at
+        # 200 classes and 20,000 actions, one after the other added up to a
+        # third of a second to every silent change. The pulses' dead-queue
+        # check uses the servers of the last poll, once there was one.
+        servers_read = asyncio.ensure_future(servers_list(client=client))
+        try:
+            if self.servers:
+                live = {row.ident for row in self.servers.values() if row.is_on}
+            else:
+                live = {row.ident for row in await asyncio.shield(servers_read) if row.is_on}
+            self._note_tables(pointers, now)
+            phase_changed = pointers.current_phase != self.pointers.current_phase
+            self.pointers = pointers
+            watched = set(self.hub.watched_pulses())
+            if self.elect:
+                watched |= await relay.watched_get(client)
+            if pointers.current is not None:
+                watched.add(pointers.current)
+            for pulse in watched:
+                cache = self._caches.setdefault(pulse, PulseCache())
+                actions = await pulse_actions_cached(
+                    pulse.tree, pulse.shot, cache, client=client, live_idents=live
+                )
+                await self._update_pulse(actions, now, phase_changed)
+            if self._pending:  # what the poll found, with what messages announced
+                await self._push_pending()
+            # shield: a cancel of this poll must cancel the poll, not be spent
+            # on the side read (whose client may absorb it).
+            servers = await asyncio.shield(servers_read)
+        finally:
+            if not servers_read.done():
+                servers_read.cancel()
+            elif not servers_read.cancelled():
+                servers_read.exception()  # retrieved: the error, if any, is raised above
         await self._update_servers(servers, now)
-        live = {row.ident for row in servers if row.is_on}
-        self._note_tables(pointers, now)
-        phase_changed = pointers.current_phase != self.pointers.current_phase
-        self.pointers = pointers
-        watched = set(self.hub.watched_pulses())
-        if self.elect:
-            watched |= await relay.watched_get(client)
-        if pointers.current is not None:
-            watched.add(pointers.current)
-        for pulse in watched:
-            actions = await pulse_actions(pulse.tree, pulse.shot, client=client, live_idents=live)
-            await self._update_pulse(actions, now, phase_changed)
         for pulse in list(self.pulses):
             if pulse not in watched:
                 del self.pulses[pulse]
+                self._caches.pop(pulse, None)
         await self._flush_observations(client)
         await self._emit_header()
 
@@ -285,8 +336,9 @@ class Reader:
     async def _update_pulse(self, actions: PulseActions, now: float, phase_changed: bool) -> None:
         pulse = actions.pulse
         view = self.pulses.get(pulse)
-        if view is None or set(view.rows) != set(actions.rows):
+        if view is None or (actions.changed is None and set(view.rows) != set(actions.rows)):
             self.pulses[pulse] = PulseView(actions)
+            _settle_heap()
             if view is not None:
                 await push.pulse_reshaped(self.hub, pulse)
             return
@@ -297,7 +349,11 @@ class Reader:
             await push.pulse_reshaped(self.hub, pulse)
             return
         changed = []
-        for path, row in actions.rows.items():
+        # Only rows Redis changed since the last read, and those a message
+        # changed (a hash that never follows its message must win in the end).
+        paths = actions.rows if actions.changed is None else actions.changed | set(view.announced)
+        for path in paths:
+            row = actions.rows[path]
             old = view.rows[path]
             if row == old:
                 view.announced.pop(path, None)
@@ -312,8 +368,8 @@ class Reader:
             view.announced.pop(path, None)
             view.set_row(row)
             changed.append(row)
-        if changed:
-            await push.actions_changed(self.hub, pulse, changed, view.current_phase, view.summary)
+        for row in changed:  # out with the pending batch: one message, not two, per browser
+            self._queue(pulse, row)
 
     def _mark(self, key: str, field: str, value: str) -> None:
         self._dirty.setdefault(key, {})[field] = value
@@ -336,6 +392,7 @@ class Reader:
 
     async def _listen(self, pubsub) -> None:
         while True:
+            honour_cancel()
             message = await pubsub.get_message(timeout=None)
             if message is None or message.get("type") not in ("pmessage", "message"):
                 continue
@@ -360,6 +417,8 @@ class Reader:
             if message.verb == p.HEARTBEAT:
                 await self._on_heartbeat(message, now)
         elif channel == p.DISPATCHER_COMMANDS:
+            for cache in self._caches.values():
+                cache.invalidate()  # build_tables rewrites what polls skip
             self.wake()  # tables are built and pulses created without a word
         elif channel == p.DISPATCHER_PUBSUB:
             completion = p.parse_completion(data)
@@ -381,20 +440,25 @@ class Reader:
     async def _on_doing(self, m: p.Doing, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
         self.activity[pulse] = now
-        client = self._client or async_client()
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(ck.doing_at_key(m.tree, m.shot), m.path, f"{now:.3f}")
-        pipe.hdel(ck.done_at_key(m.tree, m.shot), m.path)
-        await pipe.execute()
-        self._announce(pulse, m.path, now, state=p.STATE_DOING, doing_at=now, done_at=None)
+        stamp = f"{now:.3f}"  # the row holds what a poll reads back, or it differs
+        # Written with the batch, not awaited here: a round trip per message
+        # held up every message behind it.
+        self._stamps.append((ck.doing_at_key(m.tree, m.shot), m.path, stamp))
+        self._stamps.append((ck.done_at_key(m.tree, m.shot), m.path, None))
+        self._announce(pulse, m.path, now, state=p.STATE_DOING, doing_at=float(stamp), done_at=None)
 
     async def _on_done(self, m: p.Done, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
         self.activity[pulse] = now
-        client = self._client or async_client()
-        await client.hset(ck.done_at_key(m.tree, m.shot), m.path, f"{now:.3f}")
+        stamp = f"{now:.3f}"
+        self._stamps.append((ck.done_at_key(m.tree, m.shot), m.path, stamp))
         self._announce(
-            pulse, m.path, now, state=p.STATE_DONE, status=p.known_status(m.status), done_at=now
+            pulse,
+            m.path,
+            now,
+            state=p.STATE_DONE,
+            status=p.known_status(m.status),
+            done_at=float(stamp),
         )
 
     def _announce(self, pulse: PulseRef, path: str, now: float, **changes) -> None:
@@ -407,12 +471,32 @@ class Reader:
         changes["raw_state"] = changes["state"]
         row = replace(view.rows[path], **changes)
         view.set_row(row, announced_at=now)
-        self._pending.setdefault(pulse, {})[path] = row
+        self._queue(pulse, row)
+
+    def _queue(self, pulse: PulseRef, row: ActionRow) -> None:
+        """Send ``row`` (already in the view) with the next batch."""
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.setdefault(pulse, {})[row.path] = row
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self._flush_announced())
 
     async def _flush_announced(self) -> None:
-        await asyncio.sleep(BATCH_SECONDS)
+        # Until nothing is pending: what came during the awaits below found
+        # this task still running and started none of its own.
+        while True:
+            honour_cancel()
+            # The window counts from the oldest change: one that came during
+            # the last batch's sends has waited already.
+            await asyncio.sleep(max(0.0, self._pending_since + BATCH_SECONDS - time.monotonic()))
+            await self._push_pending()
+            await self._emit_header()
+            if self._stamps and (self._stamp_task is None or self._stamp_task.done()):
+                self._stamp_task = asyncio.create_task(self._write_stamps_quietly())
+            if not self._pending:
+                return
+
+    async def _push_pending(self) -> None:
         pending, self._pending = self._pending, {}
         for pulse, rows in pending.items():
             view = self.pulses.get(pulse)
@@ -420,7 +504,33 @@ class Reader:
                 await push.actions_changed(
                     self.hub, pulse, list(rows.values()), view.current_phase, view.summary
                 )
-        await self._emit_header()
+
+    async def _write_stamps_quietly(self) -> None:
+        """Beside the batches, so a slow round trip never holds the next one."""
+        try:
+            await self._write_stamps()
+        except REDIS_ERRORS:
+            pass  # kept for the next batch or poll; the poll reports the outage
+
+    async def _write_stamps(self) -> None:
+        """The DOING/DONE times noted since the last call, in one round trip
+        (also before each poll, which reads them back)."""
+        stamps, self._stamps = self._stamps, []
+        if not stamps:
+            return
+        pipe = (self._client or async_client()).pipeline(transaction=False)
+        for key, path, stamp in stamps:
+            if stamp is None:
+                pipe.hdel(key, path)
+            else:
+                pipe.hset(key, path, stamp)
+        try:
+            await pipe.execute()
+        except REDIS_ERRORS:
+            self._stamps[:0] = stamps  # kept, in order, for the next try
+            raise
+        for cache in self._caches.values():
+            cache.note_written(stamps)
 
     # --- the header ----------------------------------------------------------------
 
@@ -435,7 +545,7 @@ class Reader:
             redis_error=self.error,
             pulse=pulse,
             phase=phase,
-            rows=view.rows.values() if view else (),
+            rows=view.tally if view else (),
             last_activity=self.activity.get(pulse) if pulse else None,
             servers=self.servers.values(),
             last_heartbeat=self.last_heartbeat,
@@ -460,6 +570,17 @@ async def _quietly(coro) -> None:
         await asyncio.wait_for(coro, timeout=1.0)
     except Exception:  # noqa: BLE001,S110 - best effort on the way out
         pass
+
+
+def _settle_heap() -> None:
+    """Move what exists now (Django, a whole pulse of rows) out of the garbage
+    collector's sight: a full collection walked 10^5+ long-lived objects and
+    stalled every push for 100-300 ms. Rows hold no cycles; refcounting
+    still frees them when replaced. The oldest generation is then collected
+    a tenth as often: what stays unfrozen (connections, new rows) is small."""
+    gc.freeze()
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, 100)
 
 
 async def _close_quietly(*closables) -> None:

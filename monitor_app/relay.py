@@ -21,6 +21,7 @@ import uuid
 from channels.layers import get_channel_layer
 
 from monitor_app import console_keys as ck
+from monitor_app.aio import honour_cancel
 from monitor_app.hub import Hub
 from monitor_app.redis_client import REDIS_ERRORS, async_client, text
 from monitor_app.state import PulseRef
@@ -130,19 +131,29 @@ class Follower:
         self.channel = await layer.new_channel()
         await layer.group_add(GROUP, self.channel)
         noted = 0.0
-        while True:
-            if time.monotonic() - noted > WATCH_SECONDS / 3:
-                await layer.group_add(GROUP, self.channel)
-                await watched_note(self.hub.watched_pulses())
-                noted = time.monotonic()
-            try:
-                message = await asyncio.wait_for(layer.receive(self.channel), WATCH_SECONDS / 3)
-            except TimeoutError:
-                continue
-            if message.get("origin") == self.identity:
-                continue
-            self.received += 1
-            await self.hub.deliver(message["topic"], message["messages"])
+        # One receive at a time, kept across the periodic notes (cancelling a
+        # receive may drop its message; ``wait_for`` may lose a cancellation).
+        receiving: asyncio.Future | None = None
+        try:
+            while True:
+                honour_cancel()
+                if time.monotonic() - noted > WATCH_SECONDS / 3:
+                    await layer.group_add(GROUP, self.channel)
+                    await watched_note(self.hub.watched_pulses())
+                    noted = time.monotonic()
+                if receiving is None:
+                    receiving = asyncio.ensure_future(layer.receive(self.channel))
+                done, _ = await asyncio.wait({receiving}, timeout=WATCH_SECONDS / 3)
+                if not done:
+                    continue
+                message, receiving = receiving.result(), None
+                if message.get("origin") == self.identity:
+                    continue
+                self.received += 1
+                await self.hub.deliver(message["topic"], message["messages"])
+        finally:
+            if receiving is not None:
+                receiving.cancel()
 
     async def leave(self) -> None:
         layer = get_channel_layer()

@@ -146,3 +146,17 @@ async def test_watchdog_alarm_when_heartbeats_stop(redis_db, load_snapshot, sett
     assert header.watchdog_stopped and header.seconds_without_heartbeat >= 15
     await reader.handle_message("ACTION_SERVER_PUBSUB:DAQ_SERVER", "HEARTBEAT+1")
     assert not reader.header_now().watchdog_stopped
+
+
+async def test_the_reader_stops_when_cancelled_mid_poll(redis_db, load_snapshot):
+    """A cancel that lands inside a Redis round trip still stops it."""
+    load_snapshot("do_phase_STORE")
+    for attempt in range(5):
+        hub = Hub()
+        hub.add(Inbox(), {pulse_topic(PulseRef("DEMO", "42")), TOPIC_SERVERS}, "viewer")
+        reader = Reader(hub, poll_interval=0.001)
+        task = asyncio.create_task(reader.run())
+        await asyncio.sleep(0.2 + attempt * 0.013)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=3)
+        assert done, f"the reader went on after its cancel (attempt {attempt})"

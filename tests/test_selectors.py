@@ -100,3 +100,69 @@ async def test_redis_down_is_one_clear_error(settings):
         assert str(exc)
     else:
         raise AssertionError("no error for a closed port")
+
+
+async def test_cached_read_equals_a_full_read(redis_server, redis_db):
+    """The poller's incremental read builds the very rows a full read does,
+    through state, status, time, queue and structural changes, bad bytes too
+    (the DOING/DONE times are the reader's own: it notes what it writes)."""
+    import random
+
+    from monitor_app import console_keys as ck
+
+    raw = redis_server.client().__class__.from_url(redis_server.url)  # bytes client
+    rng = random.Random(5)
+    idents = ["A_SERVER", "B_SERVER", "C_SERVER"]
+    paths = [f"\\DEMO::TOP.N{i}:ACT" for i in range(60)]
+
+    def build() -> None:
+        for i, path in enumerate(paths):
+            ident = idents[i % 3]
+            raw.hset(f"ACTION_INFO:DEMO:5:{ident}", path, "NOT_DISPATCHED")
+            raw.hset("ACTION_STATUS:DEMO:5", path, "none")
+            raw.hset("ACTION_PHASE_INFO:DEMO:5", path, "INIT" if i % 2 else "STORE")
+            raw.hset("ACTION_SERVER_INFO:DEMO:5", path, ident)
+
+    build()
+    raw.hset("ACTION_SERVER_ACTIVE:A_SERVER", "1", "ON")
+    raw.hset("ACTION_SERVER_ACTIVE:C_SERVER", "1", "OFF")
+    cache = selectors.PulseCache()
+    first = await selectors.pulse_actions_cached("DEMO", "5", cache)
+    assert first.changed is None
+    before = first.rows
+    for step in range(40):
+        for _ in range(rng.randint(0, 6)):
+            path = rng.choice(paths)
+            ident = idents[paths.index(path) % 3]
+            kind = rng.random()
+            if kind < 0.3:
+                raw.hset(f"ACTION_INFO:DEMO:5:{ident}", path, rng.choice(["DOING", "DONE", "X"]))
+            elif kind < 0.5:
+                raw.hset("ACTION_STATUS:DEMO:5", path, rng.choice(["Success", "None", b"\xff"]))
+            elif kind < 0.65:  # the owner's own times: written, and noted in the cache
+                raw.hset(ck.doing_at_key("DEMO", "5"), path, f"{step}.5")
+                raw.hdel(ck.done_at_key("DEMO", "5"), path)
+                cache.note_written(
+                    [(ck.doing_at_key("DEMO", "5"), path, f"{step}.5"),
+                     (ck.done_at_key("DEMO", "5"), path, None)]
+                )  # fmt: skip
+            elif kind < 0.75:
+                raw.hset(ck.done_at_key("DEMO", "5"), path, f"{step}.9")
+                cache.note_written([(ck.done_at_key("DEMO", "5"), path, f"{step}.9")])
+            elif kind < 0.85:
+                raw.lpush("ACTION_SERVER_TODO:C_SERVER", f"DEMO+5+{path}+0+0+0")
+            elif kind < 0.9:
+                raw.delete("ACTION_SERVER_TODO:C_SERVER")
+            elif kind < 0.95:
+                raw.hset("ACTION_PHASE_INFO:DEMO:5", path, "PULSE_ON")  # a rebuild
+                cache.invalidate()
+            else:
+                raw.hset("ACTION_STATUS:DEMO:5", f"\\DEMO::NEW{step}", "none")  # a new row
+        cached = await selectors.pulse_actions_cached("DEMO", "5", cache)
+        full = await selectors.pulse_actions("DEMO", "5")
+        assert cached.rows == full.rows, step
+        assert cached.current_phase == full.current_phase
+        if cached.changed is not None:
+            differ = {p for p in full.rows if before.get(p) != full.rows[p]}
+            assert differ <= cached.changed, step
+        before = cached.rows

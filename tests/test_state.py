@@ -99,3 +99,42 @@ def test_server_rows_and_staleness():
     assert rows[1].is_stale(now=113, bound=12) and not rows[1].is_stale(now=105, bound=12)
     assert not rows[0].is_stale(now=1000, bound=12)  # OFF is not stale
     assert [r.server_id for r in s.sort_servers(rows)] == ["2", "1", "3"]
+
+
+def test_tally_and_summary_agree_with_walking_the_rows():
+    """The reader's running tallies give what a walk over every row gives."""
+    import random
+
+    from monitor_app.state import (
+        PHASE_SETTLE_SECONDS,
+        ActionRow,
+        PhaseTally,
+        Summary,
+        phase_progress,
+        summarize,
+        summary_update,
+    )
+
+    rng = random.Random(3)
+    states = ["NOT_DISPATCHED", "DISPATCHED", "DOING", "DONE", "OFF", "SERVER_OFF", "unknown"]
+    statuses = ["none", "None", "Success", "Failure", "Aborted", "ServerCrashed", "unknown"]
+
+    def row(path: str) -> ActionRow:
+        return ActionRow(
+            "T", "1", "S", path, rng.choice(states), rng.choice(statuses),
+            rng.choice(["INIT", "STORE", ""]), queued=rng.random() < 0.1,
+        )  # fmt: skip
+
+    rows = {f"\\T::N{i}": row(f"\\T::N{i}") for i in range(50)}
+    tally, summary = PhaseTally(rows.values()), summarize(rows.values())
+    for _ in range(300):
+        path = rng.choice(list(rows))
+        new = row(path)
+        tally.move(rows[path], new)
+        summary_update(summary, rows[path], new)
+        rows[path] = new
+        assert summary == summarize(rows.values()) != Summary()
+        for phase in ("INIT", "STORE", "PULSE_ON", ""):
+            for activity in (None, 100.0 - PHASE_SETTLE_SECONDS / 2, 0.0):
+                expected = phase_progress(rows.values(), phase, 100.0, activity)
+                assert phase_progress(tally, phase, 100.0, activity) == expected

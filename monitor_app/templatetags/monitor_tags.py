@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from django import template
+from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -31,6 +34,18 @@ def log_query(row) -> str:
 
 
 @register.filter
+def log_url(row) -> str:
+    """The URL of a row's log: a page shows 400 rows, so ``{% url %}`` and
+    the query are computed once per row, and the route once per prefix."""
+    return f"{_log_base(get_script_prefix())}?{log_query(row)}"
+
+
+@lru_cache(maxsize=8)
+def _log_base(prefix: str) -> str:
+    return reverse("monitor:action_log")
+
+
+@register.filter
 def seconds(value: float | None) -> str:
     if value is None:
         return ""
@@ -38,3 +53,18 @@ def seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, secs = divmod(int(value), 60)
     return f"{minutes} min {secs:02d} s"
+
+
+@register.simple_tag(takes_context=True)
+def action_row(context, row, table: str):
+    """A row of an actions table, through the render cache for viewers."""
+    from monitor_app.push import action_row_html
+
+    return mark_safe(  # noqa: S308 - rendered by the row template, escaped there
+        action_row_html(
+            row,
+            can_operate=bool(context.get("can_operate")),
+            oob=bool(context.get("oob")),
+            table=table,
+        )
+    )
