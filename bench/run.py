@@ -310,8 +310,11 @@ async def run_size(
             results.append(result)
             _progress(result)
         if multi > 1:
-            procs.stop(daphne)  # a fresh pair, with nothing in common but Redis
-            pairs = [start_daphne(procs, env, name=f"daphne-{actions}-m{i}") for i in range(multi)]
+            procs.stop(daphne)  # a fresh set of processes sharing one reader
+            shared = dict(env, WEBMONITOR_CHANNEL_LAYER="redis", WEBMONITOR_READER_SHARED="1")
+            pairs = [
+                start_daphne(procs, shared, name=f"daphne-{actions}-m{i}") for i in range(multi)
+            ]
             try:
                 result = await bench.point(
                     [p for p, _ in pairs], [c.pid for _, c in pairs], max(client_counts), seconds
