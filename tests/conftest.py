@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from monitor_app.recording import snapshot_write
 from tests.redis_server import RedisServer, start_test_redis
 
 pytest_plugins = ["tests.cmd_fixtures", "tests.sim_fixtures"]
@@ -67,24 +68,10 @@ def load_snapshot(redis_db, transcript):
 
     def load(step: str) -> dict:
         snapshot = next(r for r in transcript if r["kind"] == "snapshot" and r["step"] == step)
-        write_keys(redis_db, snapshot["keys"])
+        snapshot_write(redis_db, snapshot["keys"])
         return snapshot["keys"]
 
     return load
-
-
-def write_keys(client, keys: dict) -> None:
-    pipe = client.pipeline()
-    for name, entry in keys.items():
-        pipe.delete(name)
-        value = entry["value"]
-        if entry["type"] == "hash" and value:
-            pipe.hset(name, mapping=value)
-        elif entry["type"] == "list" and value:
-            pipe.rpush(name, *value)
-        elif entry["type"] == "string":
-            pipe.set(name, value)
-    pipe.execute()
 
 
 def _make_user(django_user_model, username: str, operator: bool):

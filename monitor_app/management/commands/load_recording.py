@@ -9,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from monitor_app.recording import snapshot_write
 from monitor_app.redis_client import REDIS_ERRORS, redis_location, sync_client
 
 DEFAULT_FILE = Path(settings.BASE_DIR) / "tests" / "fixtures" / "upstream_transcript.jsonl"
@@ -50,17 +51,7 @@ class Command(BaseCommand):
                     f"Redis at {redis_location()} already holds dispatcher keys "
                     f"({taken.decode(errors='replace')}, ...); add --force to overwrite"
                 )
-            pipe = client.pipeline(transaction=True)
-            for name, entry in snapshots[step].items():
-                pipe.delete(name)
-                value = entry["value"]
-                if entry["type"] == "hash" and value:
-                    pipe.hset(name, mapping=value)
-                elif entry["type"] == "list" and value:
-                    pipe.rpush(name, *value)
-                elif entry["type"] == "string":
-                    pipe.set(name, value)
-            pipe.execute()
+            snapshot_write(client, snapshots[step])
         except REDIS_ERRORS as exc:
             raise CommandError(f"Redis at {redis_location()} unreachable: {exc}") from exc
         count = len(snapshots[step])
