@@ -741,3 +741,8 @@ def test_audit_needs_the_view_permission(django_user_model, client, db):
     client.force_login(nobody)
     assert client.get("/audit/").status_code == 403
     assert 'href="/audit/"' not in client.get("/logs/").content.decode()
+
+
+def test_audit_says_which_filters_it_could_not_use(operator_client, redis_db):
+    html = operator_client.get("/audit/?shot=abc&outcome=x").content.decode()
+    assert "not understood" in html and "shot" in html
