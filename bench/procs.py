@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,27 +14,10 @@ from pathlib import Path
 
 import redis
 
+from monitor_app.localproc import daphne_argv, free_port, redis_server_argv, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_VAR = "BENCH_VIEWER_PASSWORD"  # noqa: S105 - a variable name, not a secret
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s")
 
 
 class Processes:
@@ -99,24 +81,7 @@ def start_redis(procs: Processes) -> tuple[str, subprocess.Popen]:
     port = free_port()
     workdir = procs.workdir / "redis"
     workdir.mkdir(exist_ok=True)
-    child = procs.spawn(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--protected-mode",
-            "yes",
-        ],
-        log_name="redis.log",
-    )
+    child = procs.spawn(redis_server_argv(binary, port, workdir), log_name="redis.log")
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -173,21 +138,8 @@ def start_daphne(
     procs: Processes, env: dict[str, str], name: str = "daphne"
 ) -> tuple[int, subprocess.Popen]:
     port = free_port()
-    child = procs.spawn(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "webmonitor.asgi:application",
-        ],
-        log_name=f"{name}.log",
-        env=env,
-    )
-    wait_port(port, child)
+    child = procs.spawn(daphne_argv(port), log_name=f"{name}.log", env=env)
+    wait_for_port(port, process=child)
     return port, child
 
 

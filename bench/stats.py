@@ -89,7 +89,10 @@ def proc_status_kb(status_text: str, field: str) -> int | None:
     return None
 
 
-def verdict(ok: bool) -> str:
+def verdict(ok: bool | None) -> str:
+    """``None``: the run did not measure it (e.g. one client count only)."""
+    if ok is None:
+        return "not measured"
     return "met" if ok else "NOT met"
 
 

@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for monitor_app, when run as scripts/demo.py
+
+from monitor_app.localproc import daphne_argv, free_port, redis_server_argv  # noqa: E402
+
 PLANT = ROOT / "plants" / "demo.toml"
 SITE_COMMAND = ROOT / "scripts" / "demo_server_command.py"
 MAX_RESTARTS = 5  # per child and RESTART_WINDOW_S; then it is given up
@@ -45,12 +49,6 @@ ENV_NAMES = (
     "WEBMONITOR_CHANNEL_LAYER",
     "DEMO_PLANT",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def say(text: str) -> None:
@@ -112,8 +110,7 @@ class Demo:
             workdir.mkdir(parents=True, exist_ok=True)
             self.spawn(
                 "redis-server",
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(workdir)],
+                redis_server_argv(binary, port, workdir),
             )
             say(f"started a private redis-server on port {port}")
         else:
@@ -177,8 +174,7 @@ class Demo:
             self.spawn("recorder", [*manage, "record_pubsub"])
         else:
             say("no record_pubsub command yet: the log viewer stays empty")
-        self.spawn("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-                              "webmonitor.asgi:application"])
+        self.spawn("daphne", daphne_argv(port, host))
 
     def wait_for_port(self, host: str, port: int, timeout: float = 90.0) -> bool:
         probe = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a probe

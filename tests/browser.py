@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from monitor_app.localproc import daphne_argv, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -73,35 +73,15 @@ def start_console(redis_url: str) -> LiveConsole:
     manage(
         env, "console_user", "vera", "--role", "viewer", "--password-env", "CONSOLE_TEST_PASSWORD"
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = Path(workdir) / "daphne.log"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "webmonitor.asgi:application",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+        daphne_argv(port), env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {log.read_text()}") from None
-            time.sleep(0.1)
+    try:
+        wait_for_port(port, process=process)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}: {log.read_text()}") from None
     return LiveConsole(url=f"http://127.0.0.1:{port}", process=process, workdir=workdir, log=log)
 
 

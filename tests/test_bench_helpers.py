@@ -106,3 +106,10 @@ def test_websocket_framing():
     assert frame[0] == 0x89 and frame[1] == 0x80 | 4 and len(frame) == 2 + 4 + 4
     big = client_frame(0x1, b"x" * 70000)
     assert big[1] == 0x80 | 127
+
+
+def test_a_target_the_run_did_not_measure_is_said_so():
+    from bench import stats
+
+    assert stats.verdict(None) == "not measured"
+    assert stats.verdict(True) == "met" and stats.verdict(False) == "NOT met"
