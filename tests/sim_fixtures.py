@@ -116,15 +116,15 @@ def fixture_plant() -> Plant:
     return load_plant(FIXTURE_PLANT)
 
 
-@pytest.fixture
-def simulate(redis_db, fixture_plant):
-    """Start simulations on the test Redis; all are stopped afterwards."""
+def simulations(default_plant: Plant):
+    """Start simulations (of ``default_plant`` unless told); yields the
+    starter, then stops every one it started."""
     started: list[Simulation] = []
 
     def start(
         plant: Plant | None = None, faults: tuple[str, ...] = (), **kwargs: object
     ) -> Simulation:
-        plant = plant or fixture_plant
+        plant = plant or default_plant
         kwargs.setdefault("servers", default_servers(plant))
         sim = Simulation(plant, SimConfig(SCALE, frozenset(faults)), **kwargs)
         started.append(sim)
@@ -135,6 +135,12 @@ def simulate(redis_db, fixture_plant):
     yield start
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture
+def simulate(redis_db, fixture_plant):
+    """Start simulations on the test Redis; all are stopped afterwards."""
+    yield from simulations(fixture_plant)
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from monitor_app import protocol as p
-from monitor_app.simulator.runner import Simulation, default_servers
-from monitor_app.simulator.runtime import SimConfig
 from tests.sim_fixtures import (
     FIXTURE_PLANT,
     SCALE,
     Recorder,
     command,
+    simulations,
     start_pulse,
     state,
     status,
@@ -201,19 +200,7 @@ def test_new_server_id_without_the_fault_is_watched(simulate, recorder, redis_db
 def private_sim(private_redis, fixture_plant):
     """Simulations on a Redis of the test's own, which it may restart; a
     recorder is made after the restart (its connection would die)."""
-    started: list[Simulation] = []
-
-    def start(**kwargs: object) -> Simulation:
-        kwargs.setdefault("servers", default_servers(fixture_plant))
-        sim = Simulation(fixture_plant, SimConfig(SCALE), **kwargs)
-        started.append(sim)
-        sim.start()
-        assert sim.wait_ready(), "simulation did not subscribe"
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
+    yield from simulations(fixture_plant)
 
 
 def restart_redis(server) -> None:

@@ -250,12 +250,8 @@ class Dispatcher:
         pipe.hset(p.CURRENT_PHASE, tree, typed_phase)
         pipe.hset(p.DISPATCH_INFO, p.DISPATCH_INFO_PHASE, phase)
         pipe.execute()
-        tables = self.tables.get((tree, shot))
+        tables = self._tables_to_run(tree, shot)
         if tables is None:
-            log.warning("Dispatch Table missing for %s %s", tree, shot)
-            return
-        if self.sequence is not None and self.sequence.active:
-            log.warning("Sequence already in progress")
             return
         self.curr_phase = phase
         if phase not in tables.seq:
@@ -265,15 +261,23 @@ class Dispatcher:
         numbers = [n for by_seq in tables.seq[phase].values() for n in by_seq]
         self._start_sequence(tables, phase, min(numbers, default=1), max(numbers, default=0))
 
-    def do_sequence(self, tree: str, shot: str, phase: str, start: int, end: int) -> None:
-        """Like do_phase restricted to START..END; it leaves CURRENT_PHASE
-        alone and its END_PHASE names the previous do_phase's phase."""
+    def _tables_to_run(self, tree: str, shot: str) -> Tables | None:
+        """The pulse's tables when a sequence may start now; else ``None``,
+        said only on the dispatcher's terminal, as upstream does."""
         tables = self.tables.get((tree, shot))
         if tables is None:
             log.warning("Dispatch Table missing for %s %s", tree, shot)
-            return
+            return None
         if self.sequence is not None and self.sequence.active:
             log.warning("Sequence already in progress")
+            return None
+        return tables
+
+    def do_sequence(self, tree: str, shot: str, phase: str, start: int, end: int) -> None:
+        """Like do_phase restricted to START..END; it leaves CURRENT_PHASE
+        alone and its END_PHASE names the previous do_phase's phase."""
+        tables = self._tables_to_run(tree, shot)
+        if tables is None:
             return
         phase = phase.upper()
         if phase not in tables.seq:
