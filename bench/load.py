@@ -36,7 +36,7 @@ class Event:
 
 class Load:
     """Drives ``rate`` actions a second through DOING→DONE for ``seconds``,
-    and a silent change every ``silent_every`` seconds."""
+    and a silent change every ``silent_every`` seconds on average."""
 
     def __init__(
         self,
@@ -44,7 +44,7 @@ class Load:
         pulse: BenchPulse,
         *,
         rate: float = 100.0,
-        silent_every: float = 0.5,
+        silent_every: float = 0.25,
         server_off_every: float = 5.0,
         seed: int = 7,
     ) -> None:
@@ -112,7 +112,9 @@ class Load:
                 self._done(pipe, action)
                 pending.append((action, p.STATE_DONE, False))
             if now < ends and now >= next_silent:
-                next_silent += self.silent_every
+                # At random times: a fixed cadence locks to the poll's, and
+                # the figure then depends on where the two started.
+                next_silent += self.rng.uniform(0.5, 1.5) * self.silent_every
                 change = self._silent(pipe)
                 if change is not None:
                     pending.append(change)
