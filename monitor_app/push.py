@@ -23,6 +23,7 @@ from monitor_app.hub import (
     TOPIC_LOGS,
     TOPIC_SERVERS,
     Hub,
+    Render,
     pulse_topic,
 )
 from monitor_app.state import ActionRow, PulseRef, ServerRow, Summary
@@ -110,9 +111,14 @@ def log_lines_html(lines: Iterable[str]) -> str:
     return render_to_string(PARTIALS + "_log_lines.html", {"lines": list(lines), "oob": True})
 
 
-async def header_changed(hub: Hub, header: HeaderState) -> None:
+def header_change(header: HeaderState) -> tuple[str, Render]:
+    """The header's change, to publish alone or with a batch of rows."""
     html = header_html(header)
-    await hub.publish(TOPIC_HEADER, lambda role: html)
+    return TOPIC_HEADER, lambda role: html
+
+
+async def header_changed(hub: Hub, header: HeaderState) -> None:
+    await hub.publish(*header_change(header))
 
 
 async def servers_changed(hub: Hub, rows: list[ServerRow], now: float) -> None:
@@ -126,15 +132,19 @@ async def servers_reshaped(hub: Hub) -> None:
     await hub.publish(TOPIC_HEARTBEAT, lambda role: refresh_note("heartbeat"))
 
 
+def actions_change(
+    pulse: PulseRef, rows: list[ActionRow], current_phase: str, summary: Summary
+) -> tuple[str, Render]:
+    """Changed rows of one pulse, with its summary, per role."""
+    return pulse_topic(pulse), lambda role: action_rows_html(
+        rows, current_phase=current_phase, summary=summary, role=role
+    )
+
+
 async def actions_changed(
     hub: Hub, pulse: PulseRef, rows: list[ActionRow], current_phase: str, summary: Summary
 ) -> None:
-    await hub.publish(
-        pulse_topic(pulse),
-        lambda role: action_rows_html(
-            rows, current_phase=current_phase, summary=summary, role=role
-        ),
-    )
+    await hub.publish(*actions_change(pulse, rows, current_phase, summary))
 
 
 async def pulse_reshaped(hub: Hub, pulse: PulseRef) -> None:

@@ -21,9 +21,9 @@ from django.conf import settings
 from monitor_app import console_keys as ck
 from monitor_app import protocol as p
 from monitor_app import push, relay
-from monitor_app.aio import honour_cancel
+from monitor_app.aio import BackgroundLoop, honour_cancel
 from monitor_app.header import HeaderState, header_state
-from monitor_app.hub import Hub
+from monitor_app.hub import Hub, Render
 from monitor_app.redis_client import (
     REDIS_ERRORS,
     async_client,
@@ -37,7 +37,7 @@ from monitor_app.selectors import (
     PulseCache,
     RedisUnavailable,
     pointers_get,
-    pulse_actions_cached,
+    pulses_read,
     servers_list,
 )
 from monitor_app.state import (
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 BATCH_SECONDS = 0.02
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 5.0
+#: The poll's reads, on a thread of their own: see ``BackgroundLoop``.
+READS = BackgroundLoop("webmonitor-reads")
 
 
 class PulseView:
@@ -256,29 +258,25 @@ class Reader:
         now = self.clock()
         self.polls += 1
         pointers = await pointers_get(client=client)
-        # Servers and pulses are read side by side (on two connections): at
-        # 200 classes and 20,000 actions, one after the other added up to a
-        # third of a second to every silent change. The pulses' dead-queue
-        # check uses the servers of the last poll, once there was one.
-        servers_read = asyncio.ensure_future(servers_list(client=client))
+        self._note_tables(pointers, now)
+        phase_changed = pointers.current_phase != self.pointers.current_phase
+        self.pointers = pointers
+        watched = set(self.hub.watched_pulses())
+        if self.elect:
+            watched |= await relay.watched_get(client)
+        if pointers.current is not None:
+            watched.add(pointers.current)
+        caches = {pulse: self._caches.setdefault(pulse, PulseCache()) for pulse in watched}
+        # Servers and pulses are read side by side, and the pulses' changes
+        # go out before the servers are in. The pulses' dead-queue check uses
+        # the servers of the last poll, once there was one.
+        servers_read = asyncio.ensure_future(READS.run(servers_list()))
         try:
             if self.servers:
                 live = {row.ident for row in self.servers.values() if row.is_on}
             else:
                 live = {row.ident for row in await asyncio.shield(servers_read) if row.is_on}
-            self._note_tables(pointers, now)
-            phase_changed = pointers.current_phase != self.pointers.current_phase
-            self.pointers = pointers
-            watched = set(self.hub.watched_pulses())
-            if self.elect:
-                watched |= await relay.watched_get(client)
-            if pointers.current is not None:
-                watched.add(pointers.current)
-            for pulse in watched:
-                cache = self._caches.setdefault(pulse, PulseCache())
-                actions = await pulse_actions_cached(
-                    pulse.tree, pulse.shot, cache, client=client, live_idents=live
-                )
+            for actions in await READS.run(pulses_read(caches, live)):
                 await self._update_pulse(actions, now, phase_changed)
             if self._pending:  # what the poll found, with what messages announced
                 await self._push_pending()
@@ -445,7 +443,20 @@ class Reader:
         # held up every message behind it.
         self._stamps.append((ck.doing_at_key(m.tree, m.shot), m.path, stamp))
         self._stamps.append((ck.done_at_key(m.tree, m.shot), m.path, None))
-        self._announce(pulse, m.path, now, state=p.STATE_DOING, doing_at=float(stamp), done_at=None)
+        # A DOING follows a dispatch, which wrote the "not finished" status:
+        # ``None`` for a sequential action, ``none`` for a dependent one
+        # (PROTOCOL.md). Most are sequential; the next poll corrects the
+        # others. Left at the built ``none``, the poll would send almost every
+        # started row a second time.
+        self._announce(
+            pulse,
+            m.path,
+            now,
+            state=p.STATE_DOING,
+            status=p.STATUS_RUNNING,
+            doing_at=float(stamp),
+            done_at=None,
+        )
 
     async def _on_done(self, m: p.Done, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
@@ -489,21 +500,25 @@ class Reader:
             # The window counts from the oldest change: one that came during
             # the last batch's sends has waited already.
             await asyncio.sleep(max(0.0, self._pending_since + BATCH_SECONDS - time.monotonic()))
-            await self._push_pending()
-            await self._emit_header()
+            await self._push_pending(with_header=True)
             if self._stamps and (self._stamp_task is None or self._stamp_task.done()):
                 self._stamp_task = asyncio.create_task(self._write_stamps_quietly())
             if not self._pending:
                 return
 
-    async def _push_pending(self) -> None:
+    async def _push_pending(self, *, with_header: bool = False) -> None:
+        """The pending rows of each pulse and, if asked, the header they
+        moved: one message to each browser."""
         pending, self._pending = self._pending, {}
-        for pulse, rows in pending.items():
-            view = self.pulses.get(pulse)
-            if view is not None:
-                await push.actions_changed(
-                    self.hub, pulse, list(rows.values()), view.current_phase, view.summary
-                )
+        changes = [
+            push.actions_change(pulse, list(rows.values()), view.current_phase, view.summary)
+            for pulse, rows in pending.items()
+            if (view := self.pulses.get(pulse)) is not None
+        ]
+        if with_header:
+            changes.extend(self._header_change())
+        if changes:
+            await self.hub.publish_many(changes)
 
     async def _write_stamps_quietly(self) -> None:
         """Beside the batches, so a slow round trip never holds the next one."""
@@ -554,11 +569,17 @@ class Reader:
             now=now,
         )
 
-    async def _emit_header(self) -> None:
+    def _header_change(self) -> list[tuple[str, Render]]:
         header = self.header_now()
-        if header != self.header:
-            self.header = header
-            await push.header_changed(self.hub, header)
+        if header == self.header:
+            return []
+        self.header = header
+        return [push.header_change(header)]
+
+    async def _emit_header(self) -> None:
+        changes = self._header_change()
+        if changes:
+            await self.hub.publish_many(changes)
 
 
 class LostLead(Exception):

@@ -61,14 +61,15 @@ async def lock_release(client=None, identity: str = PROCESS_ID) -> None:
 
 
 def relay_sender(identity: str = PROCESS_ID):
-    """The leader's side: one group message per change, whatever the
-    number of processes and sockets."""
+    """The leader's side: one group message per batch of changes, whatever
+    the number of processes and sockets."""
 
-    async def send(topic: str, messages: dict[str, str]) -> None:
+    async def send(rendered: dict[str, dict[str, str]]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        event = {"type": "relay.event", "origin": identity, "topic": topic, "messages": messages}
+        # A batch's topics travel together, as the local sockets get them.
+        event = {"type": "relay.event", "origin": identity, "rendered": rendered}
         try:
             await layer.group_send(GROUP, event)
         except REDIS_ERRORS as exc:
@@ -150,7 +151,9 @@ class Follower:
                 if message.get("origin") == self.identity:
                     continue
                 self.received += 1
-                await self.hub.deliver(message["topic"], message["messages"])
+                rendered = message.get("rendered")
+                if isinstance(rendered, dict):
+                    await self.hub.deliver_many(rendered)
         finally:
             if receiving is not None:
                 receiving.cancel()

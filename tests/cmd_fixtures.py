@@ -38,6 +38,11 @@ READS = {
     "EXISTS",
     "COMMAND",
     "MONITOR",
+    # A script's own commands appear in MONITOR beside it, writes included;
+    # the call itself (the console's servers read) is not a write.
+    "EVALSHA",
+    "EVAL",
+    "SCRIPT",
     "RESET",
 }
 

@@ -160,3 +160,38 @@ async def test_the_reader_stops_when_cancelled_mid_poll(redis_db, load_snapshot)
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=3)
         assert done, f"the reader went on after its cancel (attempt {attempt})"
+
+
+async def test_doing_shows_not_finished_at_once_and_the_poll_settles_it(
+    redis_db, load_snapshot, hub_and_inbox
+):
+    """A DOING comes after the dispatch wrote ``None`` (sequential) or
+    ``none`` (dependent): the row says ``None`` at once, the next poll puts
+    what Redis holds, and a row that already matches is not sent again."""
+    hub, inbox = hub_and_inbox
+    load_snapshot("do_phase_STORE")
+    pulse = PulseRef("DEMO", "42")
+    seq, dep = "\\DEMO::TOP.CAMERA:STORE_ACTION", "\\DEMO::TOP.TIMING:STORE_ACTION"
+    redis_db.hset("ACTION_INFO:DEMO:42:CAMERA_SERVER", seq, "NOT_DISPATCHED")
+    redis_db.hset("ACTION_INFO:DEMO:42:TIMING_SERVER", dep, "NOT_DISPATCHED")
+    redis_db.hset("ACTION_STATUS:DEMO:42", mapping={seq: "none", dep: "none"})
+    hub.add(inbox, {pulse_topic(pulse)}, "viewer")
+    reader = Reader(hub, poll_interval=30)
+    await reader.poll_once()
+    # What the dispatch and the servers write, then their messages.
+    redis_db.hset("ACTION_STATUS:DEMO:42", seq, "None")  # dep keeps "none"
+    redis_db.hset("ACTION_INFO:DEMO:42:CAMERA_SERVER", seq, "DOING")
+    redis_db.hset("ACTION_INFO:DEMO:42:TIMING_SERVER", dep, "DOING")
+    inbox.messages.clear()
+    for ident, path in (("CAMERA_SERVER", seq), ("TIMING_SERVER", dep)):
+        await reader.handle_message("DISPATCH_MONITOR_PUBSUB", f"DOING+DEMO+42+{ident}+1+{path}+9")
+    await inbox.wait_until(lambda m: "CAMERA:STORE" in m and "TIMING:STORE" in m, 3, "both rows")
+    rows = reader.pulses[pulse].rows
+    assert (rows[seq].state, rows[seq].status) == ("DOING", "None")
+    assert (rows[dep].state, rows[dep].status) == ("DOING", "None")
+    inbox.messages.clear()
+    await reader.poll_once()
+    sent = "".join(inbox.messages)
+    assert "TIMING:STORE" in sent and "CAMERA:STORE" not in sent
+    assert (rows := reader.pulses[pulse].rows)[dep].status == "none"
+    assert rows[seq].status == "None"
