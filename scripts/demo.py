@@ -118,8 +118,10 @@ class Demo:
 
             self.fake_server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
             threading.Thread(target=self.fake_server.serve_forever, daemon=True).start()
-            say(f"no redis-server installed: an embedded fakeredis on port {port}, "
-                "for demonstration only")
+            say(
+                f"no redis-server installed: an embedded fakeredis on port {port}, "
+                "for demonstration only"
+            )
         for _ in range(100):
             if _answers(redis, url):
                 return url
@@ -156,8 +158,9 @@ class Demo:
         log_dir = self.data_dir / "demo-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         out = (log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
         return process, out
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -215,9 +218,11 @@ class Demo:
             child.restarts.popleft()
         if len(child.restarts) >= MAX_RESTARTS:
             child.given_up = True
-            say(f"{child.name} exited {len(child.restarts) + 1} times within "
+            say(
+                f"{child.name} exited {len(child.restarts) + 1} times within "
                 f"{RESTART_WINDOW_S:.0f} s; giving up on it (see "
-                f"{self.data_dir / 'demo-logs' / (child.name + '.log')})")
+                f"{self.data_dir / 'demo-logs' / (child.name + '.log')})"
+            )
             return
         child.restarts.append(now)
         child.restart_at = now + RESTART_PAUSE_S
@@ -230,8 +235,11 @@ class Demo:
         """``var/demo.env`` (0600: it holds the secret key), for a shell that
         runs ``manage.py do_phase ...`` against this demo."""
         path = self.data_dir / "demo.env"
-        lines = [f"{name}={shlex.quote(os.environ[name])}\n" for name in ENV_NAMES
-                 if os.environ.get(name)]
+        lines = [
+            f"{name}={shlex.quote(os.environ[name])}\n"
+            for name in ENV_NAMES
+            if os.environ.get(name)
+        ]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), 0o600)  # also when it existed already
@@ -285,8 +293,9 @@ def _shown_path(path: Path) -> str:
 
 def _answers(redis_module, url: str) -> bool:
     try:
-        return bool(redis_module.Redis.from_url(url, socket_connect_timeout=1,
-                                                socket_timeout=1).ping())
+        return bool(
+            redis_module.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+        )
     except (redis_module.RedisError, OSError, ValueError):
         return False
 

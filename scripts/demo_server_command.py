@@ -53,8 +53,15 @@ def start(ident: str, plant: Path) -> int:
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     log = (pid_file.parent / f"{ident}.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "simulate_plant", "--plant", str(plant),
-         "--servers", ident],
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "simulate_plant",
+            "--plant",
+            str(plant),
+            "--servers",
+            ident,
+        ],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -98,7 +105,8 @@ def _quit_in_process(ident: str, plant_path: Path) -> int:
     try:
         client = sync_client()
         ids += [
-            value for value in (text(k) for k in client.hkeys(protocol.server_active_key(ident)))
+            value
+            for value in (text(k) for k in client.hkeys(protocol.server_active_key(ident)))
             if value and value not in ids
         ]
         for server_id in ids:
