@@ -357,6 +357,8 @@ class Reader:
                 view.announced.pop(path, None)
                 continue
             announced = view.announced.get(path)
+            if announced is not None and announced >= now:
+                continue  # announced while this poll read: newer than what it read
             if (
                 announced is not None
                 and now - announced < 2 * self.poll_interval

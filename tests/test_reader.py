@@ -195,3 +195,41 @@ async def test_doing_shows_not_finished_at_once_and_the_poll_settles_it(
     assert "TIMING:STORE" in sent and "CAMERA:STORE" not in sent
     assert (rows := reader.pulses[pulse].rows)[dep].status == "none"
     assert rows[seq].status == "None"
+
+
+async def test_a_poll_does_not_undo_what_came_while_it_read(
+    redis_db, load_snapshot, hub_and_inbox, monkeypatch
+):
+    """A re-dispatched action's DOING that arrives while a poll reads must
+    not be overwritten by that poll's older DONE (it once showed a finished
+    row for a second)."""
+    import monitor_app.reader as reader_module
+
+    hub, inbox = hub_and_inbox
+    load_snapshot("do_phase_STORE")
+    pulse = PulseRef("DEMO", "42")
+    path = "\\DEMO::TOP.CAMERA:STORE_ACTION"
+    hub.add(inbox, {pulse_topic(pulse)}, "viewer")
+    reader = Reader(hub, poll_interval=30)
+    await reader.poll_once()
+    assert reader.pulses[pulse].rows[path].state == "DONE"
+    real_read = reader_module.pulses_read
+
+    async def read_then_message(caches, live):
+        read = await real_read(caches, live)  # still DONE: the server has not written yet
+        await reader.handle_message(
+            "DISPATCH_MONITOR_PUBSUB", f"DOING+DEMO+42+CAMERA_SERVER+1+{path}+9"
+        )
+        return read
+
+    monkeypatch.setattr(reader_module, "pulses_read", read_then_message)
+    await reader.poll_once()
+    assert reader.pulses[pulse].rows[path].state == "DOING"
+    monkeypatch.setattr(reader_module, "pulses_read", real_read)
+    redis_db.hset("ACTION_INFO:DEMO:42:CAMERA_SERVER", path, "DOING")
+    redis_db.hset("ACTION_STATUS:DEMO:42", path, "None")
+    await reader.poll_once()
+    assert reader.pulses[pulse].rows[path].state == "DOING"
+    await inbox.wait_for("CAMERA:STORE", timeout=3)
+    camera = [m for m in inbox.messages if "CAMERA:STORE" in m]
+    assert all("DONE" not in m for m in camera), camera
