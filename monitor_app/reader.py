@@ -201,15 +201,21 @@ class Reader:
             await self._emit_header()
 
     async def _poll_loop(self) -> None:
-        # Polls start every interval (counted from the start of the last one,
-        # not its end), so a silent change waits at most an interval plus one poll.
+        # Polls start on a fixed beat (a late wake-up does not push the next
+        # one later), so a silent change waits at most an interval plus one
+        # poll. A wake-up (a page wants a new pulse) polls now and starts the
+        # beat again from there.
         loop = asyncio.get_running_loop()
         next_at = loop.time() + self.poll_interval
         while True:
             honour_cancel()
             await self._sleep_or_wake(max(0.0, next_at - loop.time()))
+            now = loop.time()
+            if self._wake.is_set():
+                next_at = now + self.poll_interval
+            else:
+                next_at = max(next_at + self.poll_interval, now)
             self._wake.clear()
-            next_at = loop.time() + self.poll_interval
             honour_cancel()
             await self.poll_once()
 
@@ -267,27 +273,32 @@ class Reader:
         if pointers.current is not None:
             watched.add(pointers.current)
         caches = {pulse: self._caches.setdefault(pulse, PulseCache()) for pulse in watched}
-        # Servers and pulses are read side by side, and the pulses' changes
-        # go out before the servers are in. The pulses' dead-queue check uses
-        # the servers of the last poll, once there was one.
-        servers_read = asyncio.ensure_future(READS.run(servers_list()))
+        # The pulses are read first, and their changes go out while the
+        # servers are read (on the reads' thread, side by side with the
+        # pushes): a silent change of a row does not wait for 200 classes.
+        # The pulses' dead-queue check uses the servers of the last poll,
+        # once there was one.
+        if self.servers:
+            live = {row.ident for row in self.servers.values() if row.is_on}
+            servers_read = None
+        else:
+            servers_read = await READS.run(servers_list())
+            live = {row.ident for row in servers_read if row.is_on}
+        pulses = await READS.run(pulses_read(caches, live))
+        side = asyncio.ensure_future(READS.run(servers_list())) if servers_read is None else None
         try:
-            if self.servers:
-                live = {row.ident for row in self.servers.values() if row.is_on}
-            else:
-                live = {row.ident for row in await asyncio.shield(servers_read) if row.is_on}
-            for actions in await READS.run(pulses_read(caches, live)):
+            for actions in pulses:
                 await self._update_pulse(actions, now, phase_changed)
             if self._pending:  # what the poll found, with what messages announced
                 await self._push_pending()
             # shield: a cancel of this poll must cancel the poll, not be spent
             # on the side read (whose client may absorb it).
-            servers = await asyncio.shield(servers_read)
+            servers = await asyncio.shield(side) if side is not None else servers_read
         finally:
-            if not servers_read.done():
-                servers_read.cancel()
-            elif not servers_read.cancelled():
-                servers_read.exception()  # retrieved: the error, if any, is raised above
+            if side is not None and not side.done():
+                side.cancel()
+            elif side is not None and not side.cancelled():
+                side.exception()  # retrieved: the error, if any, is raised above
         await self._update_servers(servers, now)
         for pulse in list(self.pulses):
             if pulse not in watched:
