@@ -109,9 +109,6 @@ class Hub:
         if relayed and self.relay is not None:
             await self.relay(relayed)
 
-    async def deliver(self, topic: str, messages: dict[str, str]) -> None:
-        await self.deliver_many({topic: messages})
-
     async def deliver_many(self, rendered: dict[str, dict[str, str]]) -> None:
         """Send already rendered messages (by topic, then role) to this
         process's sockets: one message per socket, whatever the number of

@@ -117,10 +117,6 @@ def header_change(header: HeaderState) -> tuple[str, Render]:
     return TOPIC_HEADER, lambda role: html
 
 
-async def header_changed(hub: Hub, header: HeaderState) -> None:
-    await hub.publish(*header_change(header))
-
-
 async def servers_changed(hub: Hub, rows: list[ServerRow], now: float) -> None:
     await hub.publish(TOPIC_SERVERS, lambda role: server_rows_html(rows, role, now))
     html = heartbeat_rows_html(rows, now)
@@ -139,12 +135,6 @@ def actions_change(
     return pulse_topic(pulse), lambda role: action_rows_html(
         rows, current_phase=current_phase, summary=summary, role=role
     )
-
-
-async def actions_changed(
-    hub: Hub, pulse: PulseRef, rows: list[ActionRow], current_phase: str, summary: Summary
-) -> None:
-    await hub.publish(*actions_change(pulse, rows, current_phase, summary))
 
 
 async def pulse_reshaped(hub: Hub, pulse: PulseRef) -> None:
