@@ -14,6 +14,8 @@ import random
 import sys
 from collections.abc import Iterable
 
+from monitor_app.simulator.plant import ACTION_FIELDS
+
 PHASES = ("INIT", "PULSE_ON", "STORE", "POST_PULSE_CHECK")
 
 
@@ -41,20 +43,7 @@ def to_toml(
     out += ["[[trees]]", f"name = {_quote(tree)}", ""]
     for action in actions:
         out.append("[[trees.actions]]")
-        for key in (
-            "path",
-            "server",
-            "phase",
-            "sequence",
-            "depends",
-            "on",
-            "duration",
-            "timeout",
-            "result",
-            "completion",
-            "cycle_abort_after",
-            "output",
-        ):
+        for key in ACTION_FIELDS:
             if key not in action:
                 continue
             value = action[key]

@@ -359,20 +359,22 @@ def load_json_plant(text: str, source: str = "<plant>") -> Plant:
     return plant
 
 
-_TOML_ACTION_FIELDS = {
+#: The fields of an action in a plant file, in the order the generator writes them.
+ACTION_FIELDS = (
     "path",
     "server",
     "phase",
     "sequence",
     "depends",
     "on",
-    "timeout",
     "duration",
+    "timeout",
     "result",
-    "output",
     "completion",
     "cycle_abort_after",
-}
+    "output",
+)
+_TOML_ACTION_FIELDS = frozenset(ACTION_FIELDS)
 # demo_tree.json carries descriptive fields the simulation does not need.
 _JSON_EXTRA_FIELDS = {"task", "method", "dependency_style"}
 
