@@ -331,15 +331,10 @@ async def _pulse_actions_cached(
     generation = cache.generation
     stale = cache.read_generation != generation
     idents = await _pulse_idents(client, tree, shot)
-    info_keys = [p.action_info_key(tree, shot, ident) for ident in idents]
-    status_key, phase_key, server_key = (
-        p.action_status_key(tree, shot),
-        p.action_phase_key(tree, shot),
-        p.action_server_key(tree, shot),
-    )
-    doing_key, done_key = ck.doing_at_key(tree, shot), ck.done_at_key(tree, shot)
+    keys = pulse_keys(tree, shot, idents)
+    info_keys = keys[: len(idents)]
+    status_key, phase_key, server_key, doing_key, done_key = keys[len(idents) :]
     rare = (phase_key, server_key)
-    pulse_keys = (status_key, phase_key, server_key, doing_key, done_key)
     full = stale or idents != cache.idents or cache.reads % FULL_READ_EVERY == 0
     cache.own = (doing_key, done_key)
     every = [*info_keys, status_key, *(cache.own if full else ())]
@@ -398,16 +393,16 @@ async def _pulse_actions_cached(
         cache.ident_of = {}
         for ident, key in zip(idents, info_keys, strict=True):
             cache.ident_of.update(dict.fromkeys(fetched[key], ident))
-        info = {ident: decode_hash(fetched[k]) for ident, k in zip(idents, info_keys, strict=True)}
-        status, phase, server, doing_at, done_at = (decode_hash(fetched[k]) for k in pulse_keys)
-        cache.rows = action_rows(tree, shot, info, status, phase, server, doing_at, done_at, queued)
+        cache.rows = pulse_rows_of(tree, shot, idents, [fetched[k] for k in keys], queued)
         changed = None
     else:
         by_text = {text(path): path for path in changed_raw}
         for path in queued ^ cache.queued:
             by_text.setdefault(path, path.encode())
         changed = {path for path in by_text if path in cache.rows}
-        status, phase, server, doing_at, done_at = (fetched[k] for k in pulse_keys)
+        status, phase, server, doing_at, done_at = (
+            fetched[k] for k in (status_key, phase_key, server_key, doing_key, done_key)
+        )
         for path in changed:
             raw_path = by_text[path]
             ident = cache.ident_of.get(raw_path, "")
@@ -454,39 +449,50 @@ def _raw_hash(value: object) -> dict[bytes, bytes]:
 
 
 async def _pulse_idents(client: aredis.Redis, tree: str, shot: str) -> list[str]:
-    idents = []
-    for name in await _scan(client, p.action_info_pattern(tree, shot)):
-        ref = p.parse_key(name)
-        if ref is not None and ref.family == p.ACTION_INFO and (ref.tree, ref.shot) == (tree, shot):
-            idents.append(ref.ident)
-    return sorted(idents)
+    return p.pulse_idents(await _scan(client, p.action_info_pattern(tree, shot)), tree, shot)
+
+
+def pulse_keys(tree: str, shot: str, idents: list[str]) -> list[str]:
+    """The hashes a pulse's rows are made of, in the order ``pulse_rows_of``
+    takes their replies (for a sync or an async pipeline alike)."""
+    return [
+        *(p.action_info_key(tree, shot, ident) for ident in idents),
+        p.action_status_key(tree, shot),
+        p.action_phase_key(tree, shot),
+        p.action_server_key(tree, shot),
+        ck.doing_at_key(tree, shot),
+        ck.done_at_key(tree, shot),
+    ]
+
+
+def pulse_rows_of(
+    tree: str, shot: str, idents: list[str], replies: list, queued: Iterable[str] = ()
+) -> dict[str, ActionRow]:
+    """The rows from the replies to ``pulse_keys``; an error reads as empty."""
+    n = len(idents)
+    info = {ident: decode_hash(replies[i]) for i, ident in enumerate(idents)}
+    status, phase, server, doing_at, done_at = (decode_hash(r) for r in replies[n : n + 5])
+    return action_rows(tree, shot, info, status, phase, server, doing_at, done_at, queued)
 
 
 async def _pulse_actions(
     client: aredis.Redis, tree: str, shot: str, live_idents: set[str] | None
 ) -> PulseActions:
     pulse = PulseRef(tree, shot)
-    idents = p.pulse_idents(await _scan(client, p.action_info_pattern(tree, shot)), tree, shot)
+    idents = await _pulse_idents(client, tree, shot)
+    keys = pulse_keys(tree, shot, idents)
     pipe = client.pipeline(transaction=False)
-    for ident in idents:
-        pipe.hgetall(p.action_info_key(tree, shot, ident))
-    pipe.hgetall(p.action_status_key(tree, shot))
-    pipe.hgetall(p.action_phase_key(tree, shot))
-    pipe.hgetall(p.action_server_key(tree, shot))
-    pipe.hgetall(ck.doing_at_key(tree, shot))
-    pipe.hgetall(ck.done_at_key(tree, shot))
+    for key in keys:
+        pipe.hgetall(key)
     pipe.hget(p.CURRENT_PHASE, tree)
     results = await pipe.execute(raise_on_error=False)
-    n = len(idents)
-    info = {ident: decode_hash(results[i]) for i, ident in enumerate(idents)}
-    status, phase, server, doing_at, done_at = (decode_hash(r) for r in results[n : n + 5])
-    current = results[n + 5]
-    needed = set(idents) | set(server.values())
+    current = results[len(keys)]
+    server = _raw_hash(results[len(idents) + 2])
+    needed = set(idents) | {text(ident) for ident in server.values()}
     queued = await _queued_paths(client, tree, shot, needed, live_idents)
-    rows = action_rows(tree, shot, info, status, phase, server, doing_at, done_at, queued)
     return PulseActions(
         pulse=pulse,
-        rows=rows,
+        rows=pulse_rows_of(tree, shot, idents, results, queued),
         idents=idents,
         current_phase=text(current) if isinstance(current, bytes) else "",
     )

@@ -29,7 +29,8 @@ from monitor_app import pubsub_log
 from monitor_app import validation as v
 from monitor_app.models import OPERATE_PERMISSION, CommandRecord
 from monitor_app.redis_client import REDIS_ERRORS, redis_location, sync_client, text
-from monitor_app.state import ActionRow, action_rows, decode_hash
+from monitor_app.selectors import pulse_keys, pulse_rows_of
+from monitor_app.state import ActionRow, decode_hash
 
 logger = logging.getLogger(__name__)
 
@@ -373,18 +374,13 @@ def pulse_rows(
     pipeline after a SCAN of its ``ACTION_INFO`` keys."""
     client = client or _client()
     idents = p.pulse_idents(_scan(client, p.action_info_pattern(tree, shot)), tree, shot)
+    keys = pulse_keys(tree, str(shot), idents)
     with _reading():
         pipe = client.pipeline(transaction=False)
-        for ident in idents:
-            pipe.hgetall(p.action_info_key(tree, shot, ident))
-        pipe.hgetall(p.action_status_key(tree, shot))
-        pipe.hgetall(p.action_phase_key(tree, shot))
-        pipe.hgetall(p.action_server_key(tree, shot))
+        for key in keys:
+            pipe.hgetall(key)
         results = pipe.execute(raise_on_error=False)
-    n = len(idents)
-    info = {ident: decode_hash(results[i]) for i, ident in enumerate(idents)}
-    status, phase, server = (decode_hash(r) for r in results[n : n + 3])
-    return action_rows(tree, str(shot), info, status, phase, server)
+    return pulse_rows_of(tree, str(shot), idents, results)
 
 
 def phases_list(*, tree: str, shot: int | str) -> list[str]:
