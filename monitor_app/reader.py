@@ -168,8 +168,11 @@ class Reader:
             await self.poll_once()
             if not self.connected:
                 log.info("Redis at %s reachable; reading", self.location)
+            recovered = not self.connected and self.polls > 1
             self.connected, self.error = True, ""
             await self._emit_header()
+            if recovered:
+                await self._refresh_pages()
             tasks = [
                 asyncio.create_task(self._listen(pubsub)),
                 asyncio.create_task(self._poll_loop()),
@@ -193,6 +196,14 @@ class Reader:
         self.leading = leading
         self.hub.relay = relay.relay_sender(self.identity) if leading else None
         return leading
+
+    async def _refresh_pages(self) -> None:
+        """After an outage every open page fetches its tables again: one
+        loaded meanwhile holds only an error where its rows belong, with
+        nothing for the pushed rows to replace."""
+        await push.servers_reshaped(self.hub)
+        for pulse in self.pulses:
+            await push.pulse_reshaped(self.hub, pulse)
 
     async def _set_down(self, error: str) -> None:
         was = self.connected

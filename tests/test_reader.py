@@ -114,7 +114,7 @@ async def test_heartbeats_are_noted(redis_db, load_snapshot, hub_and_inbox):
 async def test_outage_shows_a_banner_and_recovers(private_redis, hub_and_inbox):
     redis_server = private_redis
     hub, inbox = hub_and_inbox
-    hub.add(inbox, {TOPIC_HEADER}, "viewer")
+    hub.add(inbox, {TOPIC_HEADER, TOPIC_SERVERS}, "viewer")
     reader = Reader(hub, poll_interval=0.2)
     task = asyncio.create_task(reader.run())
     try:
@@ -129,6 +129,9 @@ async def test_outage_shows_a_banner_and_recovers(private_redis, hub_and_inbox):
             lambda m: 'id="wm-status"' in m and "unreachable" not in m, 15, "a clear header"
         )
         assert reader.connected
+        # A page loaded during the outage holds an error, not rows: it is
+        # told to fetch its table again.
+        await inbox.wait_for('{"refresh": "servers"}', timeout=5)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
