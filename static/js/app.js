@@ -51,8 +51,8 @@
     var current = status.dataset.pulse || "";
     var viewing = note.dataset.viewing || "";
     if (!current || current === viewing) { note.hidden = true; return; }
-    var busy = document.activeElement && /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
-    if (note.dataset.follow && !busy && !document.querySelector("dialog[open]")) {
+    if (note.dataset.follow && mayFollow(status)) {
+      sessionStorage.setItem("wm-followed", String(Date.now()));
       window.location.replace(window.location.pathname);
       return;
     }
@@ -64,6 +64,20 @@
     link.textContent = "Show " + parts[0] + " " + parts[1];
     link.href = "?tree=" + encodeURIComponent(parts[0]) + "&shot=" + encodeURIComponent(parts[1]);
     note.hidden = false;
+  }
+
+  // Follow only when nothing of the operator's would be lost or looped:
+  // not while typing, a dialog is open or a command's answer is shown; not
+  // while Redis is unreachable (the page could not read the pulse, and would
+  // reload for ever); not twice within a few seconds.
+  var FOLLOW_PAUSE_MS = 5000;
+  function mayFollow(status) {
+    var busy = document.activeElement && /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
+    var answer = document.getElementById("command-result");
+    var last = Number(sessionStorage.getItem("wm-followed") || 0);
+    return !busy && !document.querySelector("dialog[open]") &&
+      !(answer && answer.textContent.trim()) && status.dataset.redisOk === "1" &&
+      Date.now() - last > FOLLOW_PAUSE_MS;
   }
 
   // A change is sent to every tab of its pulse, also for rows another tab
