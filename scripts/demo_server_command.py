@@ -15,10 +15,13 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLANT = ROOT / "plants" / "demo.toml"
+#: A server that dies this soon did not start (a bad plant, Redis gone).
+EARLY_EXIT_SECONDS = 1.0
 
 
 def _pid_file(ident: str) -> Path:
@@ -44,11 +47,19 @@ def _recorded_pid(ident: str) -> int | None:
     return pid if _alive(pid) else None
 
 
+def _plant_classes(plant: Path) -> set[str]:
+    with plant.open("rb") as f:
+        return set(tomllib.load(f).get("servers", {}))
+
+
 def start(ident: str, plant: Path) -> int:
     pid = _recorded_pid(ident)
     if pid is not None:
         print(f"{ident} is already running (pid {pid})")
         return 0
+    if ident not in _plant_classes(plant):
+        print(f"{ident} is not a server class of the demo plant {plant.name}", file=sys.stderr)
+        return 2
     pid_file = _pid_file(ident)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     log = (pid_file.parent / f"{ident}.log").open("ab")
@@ -68,9 +79,14 @@ def start(ident: str, plant: Path) -> int:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # survives the console request that started it
     )
-    pid_file.write_text(f"{process.pid}\n")
-    print(f"{ident} started (pid {process.pid})")
-    return 0
+    try:
+        code = process.wait(timeout=EARLY_EXIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        pid_file.write_text(f"{process.pid}\n")
+        print(f"{ident} started (pid {process.pid})")
+        return 0
+    print(f"{ident} exited at once (status {code}); see {log.name}", file=sys.stderr)
+    return 1
 
 
 def kill(ident: str, plant: Path) -> int:

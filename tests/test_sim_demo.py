@@ -95,3 +95,24 @@ def test_env_file_is_private_and_sourceable(demo, monkeypatch, tmp_path):
     assert "DJANGO_SECRET_KEY=s3cret-key" in shown
     assert f"WEBMONITOR_DATA_DIR={tmp_path}" in shown
     assert "WEBMONITOR_CHANNEL_LAYER=memory" in shown
+
+
+def test_the_demo_site_command_refuses_a_class_the_plant_lacks(tmp_path):
+    """Start of a class the demo plant does not have fails, and leaves no
+    pid file behind (it once reported "started" for a process that died)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "demo_server_command.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "NOSUCH_SERVER", "START"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"WEBMONITOR_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "not a server class" in done.stderr
+    assert not (tmp_path / "demo-servers" / "NOSUCH_SERVER.pid").exists()
