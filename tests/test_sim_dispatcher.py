@@ -366,3 +366,32 @@ def test_command_stops_cleanly_on_sigterm(redis_server, redis_db, who, servers):
             process.wait(timeout=5)
     for ident, server_id in servers:
         assert redis_db.hget(p.server_active_key(ident), server_id) == p.SERVER_OFF
+
+
+def test_the_cycle_aborts_a_sequence_that_never_ended(monkeypatch):
+    """A phase whose END_PHASE never comes (a completion lost while Redis
+    was away) is aborted, as an operator would, so the next phase is not
+    refused as "already in progress" for ever."""
+    from monitor_app import protocol as p
+    from monitor_app.simulator import cycle as cycle_module
+    from monitor_app.simulator.cycle import Cycle
+    from monitor_app.simulator.plant import load_plant
+    from monitor_app.simulator.runtime import SimConfig
+    from tests.sim_fixtures import FIXTURE_PLANT
+
+    sent: list[str] = []
+    loop = Cycle(load_plant(FIXTURE_PLANT), SimConfig(time_scale=0.01))
+    class NoRedis:
+        def hset(self, *args, **kwargs) -> None:
+            pass
+
+    monkeypatch.setattr(cycle_module, "sync_client", NoRedis)
+    monkeypatch.setattr(loop, "_send", lambda client, message: sent.append(message))
+    monkeypatch.setattr(loop, "_pause", lambda factor=1.0: False)
+    ended = {"INIT": False}
+    monkeypatch.setattr(loop, "_wait_phase", lambda shot, phase: ended.get(phase, True))
+    loop._one_shot(42)
+    name = loop.tree.name
+    init = sent.index(p.do_phase_message(name, 42, "INIT"))
+    assert sent[init + 1] == p.dispatcher_command_message(p.CMD_ABORT)
+    assert sent.count(p.dispatcher_command_message(p.CMD_ABORT)) == 1  # only the stuck phase

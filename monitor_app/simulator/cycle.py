@@ -111,15 +111,20 @@ class Cycle:
             return
         for phase in self.tree.phases():
             self._send(client, p.do_phase_message(name, shot, phase))
-            self._wait_phase(shot, phase)
+            if not self._wait_phase(shot, phase) and not self.stop_event.is_set():
+                # What an operator does with a stuck sequence (a completion
+                # lost while Redis was away): without it the dispatcher
+                # refuses every later phase as "already in progress".
+                log.info("cycle: aborting the sequence of %s %s %s", name, shot, phase)
+                self._send(client, p.dispatcher_command_message(p.CMD_ABORT))
             if self._pause():
                 return
         self._pause(2)
 
-    def _wait_phase(self, shot: int, phase: str) -> None:
+    def _wait_phase(self, shot: int, phase: str) -> bool:
         """Wait for END_PHASE and then for quiet (nothing dispatched or
         doing in the phase), aborting the actions the plant marks
-        ``cycle_abort_after`` once they ran that long."""
+        ``cycle_abort_after`` once they ran that long; whether END_PHASE came."""
         client = sync_client()
         name = self.tree.name
         actions = [a for a in self.tree.actions if a.on and a.phase == phase]
@@ -158,13 +163,14 @@ class Cycle:
                 if ended and not busy:
                     quiet_since = quiet_since or now
                     if now - quiet_since >= self.config.seconds(1.0):
-                        return
+                        return True
                 else:
                     quiet_since = None
             if not ended:
                 log.info("cycle: %s %s %s did not end in time; going on", name, shot, phase)
         finally:
             pubsub.close()
+        return ended
 
     def _states(self, shot: int, idents: set[str]) -> dict[str, str]:
         client = sync_client()
