@@ -56,9 +56,14 @@
       window.location.replace(window.location.pathname);
       return;
     }
+    if (note.dataset.follow && !recheck) {
+      // Held back (just followed, or Redis away): look again shortly rather
+      // than wait for the next live message, which a quiet plant may not send.
+      recheck = setTimeout(function () { recheck = null; pulseMoved(); }, FOLLOW_PAUSE_MS);
+    }
     var parts = current.split(":");
-    var shown = viewing.replace(":", " ");
-    note.querySelector("[data-text]").textContent = "You are looking at " + shown +
+    var shown = viewing ? "You are looking at " + viewing.replace(":", " ") : "This page could not read a pulse";
+    note.querySelector("[data-text]").textContent = shown +
       "; the dispatcher's current pulse is " + parts[0] + " " + parts[1] + ".";
     var link = note.querySelector("[data-link]");
     link.textContent = "Show " + parts[0] + " " + parts[1];
@@ -71,6 +76,7 @@
   // while Redis is unreachable (the page could not read the pulse, and would
   // reload for ever); not twice within a few seconds.
   var FOLLOW_PAUSE_MS = 5000;
+  var recheck = null;
   function mayFollow(status) {
     var busy = document.activeElement && /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
     var answer = document.getElementById("command-result");
