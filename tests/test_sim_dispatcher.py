@@ -381,6 +381,7 @@ def test_the_cycle_aborts_a_sequence_that_never_ended(monkeypatch):
 
     sent: list[str] = []
     loop = Cycle(load_plant(FIXTURE_PLANT), SimConfig(time_scale=0.01))
+
     class NoRedis:
         def hset(self, *args, **kwargs) -> None:
             pass
@@ -395,3 +396,33 @@ def test_the_cycle_aborts_a_sequence_that_never_ended(monkeypatch):
     init = sent.index(p.do_phase_message(name, 42, "INIT"))
     assert sent[init + 1] == p.dispatcher_command_message(p.CMD_ABORT)
     assert sent.count(p.dispatcher_command_message(p.CMD_ABORT)) == 1  # only the stuck phase
+
+
+def test_the_cycle_clears_a_given_up_shot_before_the_next(monkeypatch):
+    """After a shot is given up (Redis went away), its sequence may still run
+    in the dispatcher: the next shot starts with an abort, not a refused phase."""
+    from monitor_app import protocol as p
+    from monitor_app.simulator import cycle as cycle_module
+    from monitor_app.simulator.cycle import Cycle
+    from monitor_app.simulator.plant import load_plant
+    from monitor_app.simulator.runtime import SimConfig
+    from tests.sim_fixtures import FIXTURE_PLANT
+
+    class NoRedis:
+        def hset(self, *args, **kwargs) -> None:
+            pass
+
+    sent: list[str] = []
+    loop = Cycle(load_plant(FIXTURE_PLANT), SimConfig(time_scale=0.01))
+    monkeypatch.setattr(cycle_module, "sync_client", NoRedis)
+    monkeypatch.setattr(loop, "_send", lambda client, message: sent.append(message))
+    monkeypatch.setattr(loop, "_pause", lambda factor=1.0: False)
+    monkeypatch.setattr(loop, "_wait_phase", lambda shot, phase: True)
+    abort = p.dispatcher_command_message(p.CMD_ABORT)
+    loop._one_shot(41)
+    assert abort not in sent
+    loop._abandoned = True  # what run() sets when a shot is lost
+    sent.clear()
+    loop._one_shot(42)
+    assert sent[0] == abort and sent[1] == p.create_pulse_message(loop.tree.name, 42)
+    assert sent.count(abort) == 1

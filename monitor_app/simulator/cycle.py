@@ -42,6 +42,9 @@ class Cycle:
         self.stop_event = threading.Event()
         self.restarts = RedisRestarts("cycle")
         self._started: int | None = None  # the last shot whose create pulse went out
+        #: A shot was given up: its sequence may still run in the dispatcher,
+        #: which would refuse the next shot's first phase.
+        self._abandoned = False
 
     def run(self) -> None:
         backoff = Backoff("cycle")
@@ -54,8 +57,10 @@ class Cycle:
                 backoff.ok()
             except ShotLost as exc:
                 backoff.ok()  # it was Redis that told
+                self._abandoned = True
                 log.warning("cycle: shot %s lost (%s); going on with a fresh shot", shot, exc)
             except REDIS_ERRORS as exc:
+                self._abandoned = True
                 self.stop_event.wait(backoff.failed(exc))
             if shot is not None and shot == self._started:
                 shot += 1  # never reuse a shot that may have started
@@ -102,6 +107,10 @@ class Cycle:
             p.DISPATCH_DEFAULT,
             mapping={p.DISPATCH_DEFAULT_TREE: name, p.DISPATCH_DEFAULT_SHOT: shot},
         )
+        if self._abandoned:
+            log.info("cycle: aborting what is left of the shot given up")
+            self._send(client, p.dispatcher_command_message(p.CMD_ABORT))
+            self._abandoned = False
         self._send(client, p.create_pulse_message(name, shot))
         self._started = shot
         if self._pause(0.5):
