@@ -49,6 +49,7 @@ class Recorder:
         self._pubsub.psubscribe("*")
         wait_until(lambda: self._pubsub.get_message(timeout=0.1), what="psubscribe")
         self._last: dict[str, tuple[str, object]] = {}
+        self.samples = 0
         self._threads = [
             threading.Thread(target=self._listen, daemon=True),
             threading.Thread(target=self._sample, daemon=True),
@@ -97,6 +98,14 @@ class Recorder:
                 elif old is None or old[1] != value:
                     self.changes.append((key, kind, None, value))
             self._last = current
+            self.samples += 1
+
+    def settle(self) -> None:
+        """Wait for a sample taken wholly after this call, as the recording
+        took a snapshot at the end of each step: a value that a step leaves
+        is then seen however briefly the next step lets it last."""
+        start = self.samples
+        wait_until(lambda: self.samples >= start + 2, what="a fresh sample")
 
     def stop(self) -> None:
         self._stop.set()

@@ -13,7 +13,7 @@ import re
 from collections import Counter, defaultdict
 
 from monitor_app import protocol as p
-from tests.sim_fixtures import command, start_pulse, state, wait_until
+from tests.sim_fixtures import command, start_pulse, state, status, wait_until
 
 #: The steps of the recording this test replays, in order.
 STEPS = [
@@ -127,17 +127,24 @@ def _replay(client, recorder) -> None:
     # do_phase_INIT: until both END_PHASE and the dependent action is done
     command(client, p.do_phase_message("DEMO", 42, "INIT"))
     wait_until(lambda: mon("END_PHASE+DEMO+42+INIT") == 2, what="INIT END_PHASE x2")
+    recorder.settle()
     # do_phase_PULSE_ON: the long action runs; the OR dependent ran once
     command(client, p.do_phase_message("DEMO", 42, "PULSE_ON"))
     wait_until(lambda: mon("DONE+DEMO+42+ANALYSIS_SERVER+1+" + DEMO + "ANALYSIS:MONITOR_ACT"))
     wait_until(lambda: mon("DONE+DEMO+42+DAQ_SERVER") == 2 + 3)  # 3 in INIT
+    # The dispatcher writes the OR dependent's status on its completion; the
+    # abort below fires it again, so its Success must be seen first.
+    wait_until(lambda: status(client, DEMO + "ANALYSIS:MONITOR_ACT") == p.STATUS_SUCCESS)
+    recorder.settle()
     assert state(client, CAMERA_ACQ, "CAMERA_SERVER") == p.STATE_DOING
     # abort_long_action
     client.publish(p.server_channel("CAMERA_SERVER"), p.abort_message(CAMERA_ACQ))
     wait_until(lambda: mon("END_PHASE+DEMO+42+PULSE_ON") == 2, what="PULSE_ON END_PHASE x2")
+    recorder.settle()
     # do_phase_STORE
     command(client, p.do_phase_message("DEMO", 42, "STORE"))
     wait_until(lambda: mon("END_PHASE+DEMO+42+STORE") == 2, what="STORE END_PHASE x2")
+    recorder.settle()
     # redispatch (+0+0+0): result only in the status hashes
     adc1 = DEMO + "DAQ.ADC1:INIT_ACTION"
     client.lpush(p.server_todo_key("DAQ_SERVER"), p.work_item("DEMO", 42, adc1))
@@ -149,11 +156,13 @@ def _replay(client, recorder) -> None:
             == 2
         )
     )
+    recorder.settle()
     # redispatch_notify (five fields): reported, so one more END_PHASE
     timing = DEMO + "TIMING:INIT_ACTION"
     client.lpush(p.server_todo_key("TIMING_SERVER"), p.work_item("DEMO", 42, timing, notify=None))
     client.publish(p.server_channel("TIMING_SERVER"), p.DO)
     wait_until(lambda: mon("END_PHASE+DEMO+42+STORE") == 3, what="END_PHASE after NOTIFY 1")
+    recorder.settle()
     # redispatch_no_server: stays queued
     ghost = DEMO + "GHOST:INIT_ACTION"
     client.lpush(p.server_todo_key("GHOST_SERVER"), p.work_item("DEMO", 42, ghost))
@@ -174,7 +183,14 @@ def _replay(client, recorder) -> None:
             == 2
         )
     )
-    # server_quit: then two watchdog cycles (the ON flicker)
+    # server_quit: then two watchdog cycles (the ON flicker). As in the
+    # recording, QUIT comes just after the server answered a HEARTBEAT, so the
+    # watchdog's check of that round still finds it alive and writes ON once.
+    answered = client.hget(p.server_heartbeat_key("TIMING_SERVER"), "1")
+    wait_until(
+        lambda: client.hget(p.server_heartbeat_key("TIMING_SERVER"), "1") != answered,
+        what="a HEARTBEAT answered",
+    )
     client.publish(p.server_channel("TIMING_SERVER"), p.server_control_message(p.QUIT, 1))
     wait_until(lambda: client.hget(p.server_active_key("TIMING_SERVER"), "1") == p.SERVER_OFF)
     heartbeats = recorder.count(p.server_channel("DAQ_SERVER"), lambda d: d == "HEARTBEAT+1")
