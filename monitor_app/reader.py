@@ -110,7 +110,9 @@ class Reader:
         self.advanced: dict[str, tuple[str, float]] = {}
         self.message_seen: dict[str, float] = {}
         self.last_heartbeat: float | None = None
-        self.activity: dict[PulseRef, float] = {}
+        # (pulse, phase) -> last message about one of that phase's actions:
+        # activity of the phase just started must not keep the old one running.
+        self.activity: dict[tuple[PulseRef, str], float] = {}
         self.tables: PulseRef | None = None
         self.tables_seen_at = self.clock()
         self.started_at = self.clock()
@@ -445,7 +447,7 @@ class Reader:
         elif channel == p.DISPATCHER_PUBSUB:
             completion = p.parse_completion(data)
             if completion is not None:
-                self.activity[PulseRef(completion.tree, completion.shot)] = now
+                self._touch(PulseRef(completion.tree, completion.shot), completion.path, now)
 
     async def _on_heartbeat(self, message: p.ServerMessage, now: float) -> None:
         key = f"{message.ident}:{message.argument}"
@@ -461,7 +463,7 @@ class Reader:
 
     async def _on_doing(self, m: p.Doing, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
-        self.activity[pulse] = now
+        self._touch(pulse, m.path, now)
         stamp = f"{now:.3f}"  # the row holds what a poll reads back, or it differs
         # Written with the batch, not awaited here: a round trip per message
         # held up every message behind it.
@@ -484,7 +486,7 @@ class Reader:
 
     async def _on_done(self, m: p.Done, now: float) -> None:
         pulse = PulseRef(m.tree, m.shot)
-        self.activity[pulse] = now
+        self._touch(pulse, m.path, now)
         stamp = f"{now:.3f}"
         self._stamps.append((ck.done_at_key(m.tree, m.shot), m.path, stamp))
         self._announce(
@@ -495,6 +497,12 @@ class Reader:
             status=p.known_status(m.status),
             done_at=float(stamp),
         )
+
+    def _touch(self, pulse: PulseRef, path: str, now: float) -> None:
+        view = self.pulses.get(pulse)
+        row = view.rows.get(path) if view else None
+        phase = row.phase if row else self.pointers.phase_of(pulse.tree)
+        self.activity[(pulse, phase)] = now
 
     def _announce(self, pulse: PulseRef, path: str, now: float, **changes) -> None:
         view = self.pulses.get(pulse)
@@ -585,7 +593,7 @@ class Reader:
             pulse=pulse,
             phase=phase,
             rows=view.tally if view else (),
-            last_activity=self.activity.get(pulse) if pulse else None,
+            last_activity=self.activity.get((pulse, phase)) if pulse else None,
             servers=self.servers.values(),
             last_heartbeat=self.last_heartbeat,
             watching_since=max(self.started_at, self.tables_seen_at),

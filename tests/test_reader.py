@@ -151,6 +151,30 @@ async def test_watchdog_alarm_when_heartbeats_stop(redis_db, load_snapshot, sett
     assert not reader.header_now().watchdog_stopped
 
 
+async def test_a_new_phase_does_not_keep_the_old_one_running(redis_db, load_snapshot):
+    """The dispatcher writes the new phase silently; the first DOINGs of its
+    actions come before a poll reads it, and once set the header back to
+    'INIT running' for a second and a half."""
+    load_snapshot("do_phase_INIT")  # INIT over, the current phase
+    now = [1000.0]
+    reader = Reader(Hub(), poll_interval=30, clock=lambda: now[0])
+    await reader.poll_once()
+    assert (reader.header_now().phase, reader.header_now().progress) == ("INIT", "over")
+    trig = "\\DEMO::TOP.TIMING:TRIG_ACTION"  # a PULSE_ON action
+    await reader.handle_message(
+        "DISPATCH_MONITOR_PUBSUB", f"DOING+DEMO+42+TIMING_SERVER+1+{trig}+30"
+    )
+    assert reader.header_now().progress == "over"
+    # Activity of INIT's own actions still holds it 'running' while it settles.
+    arm = "\\DEMO::TOP.TIMING:ARM_ACTION"
+    await reader.handle_message(
+        "DISPATCH_MONITOR_PUBSUB", f"DONE+DEMO+42+TIMING_SERVER+1+{arm}+2+Success"
+    )
+    assert reader.header_now().progress == "running"
+    now[0] += 2
+    assert reader.header_now().progress == "over"
+
+
 async def test_the_reader_stops_when_cancelled_mid_poll(redis_db, load_snapshot):
     """A cancel that lands inside a Redis round trip still stops it."""
     load_snapshot("do_phase_STORE")
