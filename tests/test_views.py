@@ -189,3 +189,18 @@ def test_control_characters_in_a_log_path_are_refused(viewer_client, redis_db):
     response = viewer_client.get("/actions/log/?tree=DEMO&shot=42&path=%00x")
     assert response.status_code == 200
     assert b"\x00" not in response.content and b"not an action path" in response.content
+
+
+def test_header_during_an_outage_says_the_phase_is_unknown():
+    """What was running when Redis went away may have ended since: the
+    header keeps the last pulse as 'last seen' and claims no progress."""
+    from monitor_app.header import HeaderState
+    from monitor_app.push import header_html
+    from monitor_app.state import PulseRef
+
+    seen = dict(pulse=PulseRef("DEMO", "42"), phase="STORE", progress="running")
+    live = header_html(HeaderState("127.0.0.1:6379", True, **seen))
+    assert "DEMO 42" in live and "running" in live and "last seen" not in live
+    down = header_html(HeaderState("127.0.0.1:6379", False, "refused", **seen))
+    assert "DEMO 42 <small>(last seen)</small>" in down and "STORE" in down
+    assert "running" not in down and "progress-unknown" in down
