@@ -16,6 +16,7 @@ its outage banner meanwhile and recovers by itself), at most
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shlex
@@ -168,11 +169,11 @@ class Demo:
         self.children.append(Child(name, argv, process, out))
         return process
 
-    def start_services(self, host: str, port: int) -> None:
+    def start_services(self, host: str, port: int, *, cycle: bool = True) -> None:
         manage = [sys.executable, str(ROOT / "manage.py")]
         plant = [*manage, "simulate_plant", "--plant", str(PLANT)]
         self.spawn("servers", [*plant, "--no-dispatcher"])
-        self.spawn("dispatcher", [*plant, "--dispatcher-only", "--cycle"])
+        self.spawn("dispatcher", [*plant, "--dispatcher-only", *(["--cycle"] if cycle else [])])
         if (ROOT / "monitor_app" / "management" / "commands" / "record_pubsub.py").exists():
             self.spawn("recorder", [*manage, "record_pubsub"])
         else:
@@ -300,7 +301,21 @@ def _answers(redis_module, url: str) -> bool:
         return False
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="make demo", description="The console on a live simulated plant."
+    )
+    parser.add_argument(
+        "--manual",
+        action="store_true",
+        help="no pulse after pulse: the dispatcher waits for the operator's commands "
+        "(make demo DEMO_ARGS=--manual)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     demo = Demo()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -314,7 +329,7 @@ def main() -> int:
         demo.prepare_env()
         os.environ["REDIS_URL"] = demo.find_redis()
         (op_user, op_password), (view_user, view_password) = demo.setup_django()
-        demo.start_services(host, port)
+        demo.start_services(host, port, cycle=not args.manual)
         if not demo.wait_for_port(host, port):
             if not demo.stopping.is_set():
                 say("the console did not come up (daphne exited or timed out)")
@@ -326,6 +341,8 @@ def main() -> int:
         print(f"Viewer login: {view_user} / {view_password}", flush=True)
         print(f"Shell: set -a; . {_shown_path(env_file)}; set +a", flush=True)
         say(f"each process logs to {demo.data_dir / 'demo-logs'}/; Ctrl-C stops them all")
+        if args.manual:
+            say("manual: the dispatcher runs no pulse by itself; create one from the console")
         while not demo.stopping.wait(0.5):
             if demo.supervise():
                 say("daphne exited; stopping the demo")

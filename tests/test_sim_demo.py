@@ -116,3 +116,17 @@ def test_the_demo_site_command_refuses_a_class_the_plant_lacks(tmp_path):
     assert done.returncode != 0
     assert "not a server class" in done.stderr
     assert not (tmp_path / "demo-servers" / "NOSUCH_SERVER.pid").exists()
+
+
+def test_manual_demo_runs_the_dispatcher_without_its_cycle(demo, demo_module, monkeypatch):
+    """An operator trying commands does not want a pulse every 35 s
+    overwriting the one being driven."""
+    started = []
+    monkeypatch.setattr(demo, "spawn", lambda name, argv: started.append((name, argv)))
+    assert demo_module.parse_args([]).manual is False
+    demo.start_services("127.0.0.1", 1, cycle=not demo_module.parse_args(["--manual"]).manual)
+    dispatcher = dict(started)["dispatcher"]
+    assert "--dispatcher-only" in dispatcher and "--cycle" not in dispatcher
+    started.clear()
+    demo.start_services("127.0.0.1", 1)
+    assert "--cycle" in dict(started)["dispatcher"]
