@@ -1,6 +1,6 @@
-"""A Content Security Policy: even if some Redis text ever slipped past the
-escaping, the browser would run no script and load nothing that is not the
-console's own."""
+"""The console's own middleware: a Content Security Policy (even if some
+Redis text ever slipped past the escaping, the browser would run no script
+and load nothing that is not the console's own), and a page for a 405."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 
 POLICY = "; ".join(
     [
@@ -45,3 +46,33 @@ class ContentSecurityPolicy:
     def _add(response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", POLICY)
         return response
+
+
+class MethodNotAllowedPage:
+    """Django answers a GET to a POST-only command address with an empty 405;
+    someone who pasted such a URL gets a page saying what the address is for."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._page(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._page(request, await self.get_response(request))
+
+    @staticmethod
+    def _page(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.status_code != 405 or response.content or request.method == "HEAD":
+            return response
+        page = HttpResponse(render_to_string("405.html", request=request), status=405)
+        if "Allow" in response.headers:
+            page.headers["Allow"] = response.headers["Allow"]
+        return page

@@ -204,3 +204,26 @@ def test_header_during_an_outage_says_the_phase_is_unknown():
     down = header_html(HeaderState("127.0.0.1:6379", False, "refused", **seen))
     assert "DEMO 42 <small>(last seen)</small>" in down and "STORE" in down
     assert "running" not in down and "progress-unknown" in down
+
+
+def test_a_command_address_opened_as_a_page_says_what_it_is(operator_client, redis_db):
+    response = operator_client.get("/commands/phase/do/")
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    html = response.content.decode()
+    assert "Not a page (405)" in html and 'href="/actions/"' in html
+    assert not redis_db.keys("*")  # nothing was sent
+
+
+def test_an_unknown_address_gets_the_console_s_404_page(viewer_client):
+    response = viewer_client.get("/no/such/page/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "No such page (404)" in html and 'href="/servers/"' in html
+    assert "ws-connect" not in html  # an error page opens no live socket
+
+
+def test_the_500_page_renders_without_a_request_context():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("500.html")
+    assert "Console error (500)" in html and "Log out" not in html
