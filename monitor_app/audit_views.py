@@ -25,7 +25,8 @@ def _audit_data(params: dict[str, str]) -> dict[str, Any]:
     """The filtered page of records and the choices for the filters (sync:
     the ORM)."""
     form = AuditFilterForm(params)
-    filters = form.cleaned_data if form.is_valid() else {}
+    form.is_valid()  # the filters understood apply; the page names the others
+    filters = form.cleaned_data
     records = CommandRecord.objects.all()
     if filters.get("user"):
         records = records.filter(username=filters["user"])
@@ -74,5 +75,6 @@ async def audit_page(request: HttpRequest) -> HttpResponse:
     context = await _base_context(request, "audit", await _header())
     context.update(data)
     if request.htmx:
+        context["oob"] = True  # the messages next to the fields, outside the table
         return render(request, "monitor/partials/_audit_table.html", context)
     return render(request, "monitor/audit.html", context)

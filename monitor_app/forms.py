@@ -160,8 +160,8 @@ class ReasonForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    """The Audit page's filters. Lenient: a value that is not a name or a
-    number filters nothing rather than failing a bookmarked URL."""
+    """The Audit page's filters. A value that is not understood filters
+    nothing, and the page says so, rather than failing a bookmarked URL."""
 
     user = forms.CharField(required=False, max_length=150, label="User")
     command = forms.CharField(required=False, max_length=64, label="Command")
@@ -178,4 +178,8 @@ class AuditFilterForm(forms.Form):
 
     def clean_shot(self) -> str:
         shot = (self.cleaned_data.get("shot") or "").strip()
-        return str(int(shot)) if shot.isascii() and shot.isdigit() else ""
+        if not shot:
+            return ""
+        if not (shot.isascii() and shot.isdigit()):
+            raise forms.ValidationError("a shot is a whole number, e.g. 42")
+        return str(int(shot))

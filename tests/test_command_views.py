@@ -743,6 +743,15 @@ def test_audit_needs_the_view_permission(django_user_model, client, db):
     assert 'href="/audit/"' not in client.get("/logs/").content.decode()
 
 
-def test_audit_says_which_filters_it_could_not_use(operator_client, redis_db):
-    html = operator_client.get("/audit/?shot=abc&outcome=x").content.decode()
-    assert "not understood" in html and "shot" in html
+def test_audit_says_which_filters_it_could_not_use(operator_client, history):
+    html = operator_client.get("/audit/?shot=abc&outcome=x&user=olga").content.decode()
+    assert "not understood" in html and "outcome" in html
+    # next to the field, with what was typed kept in it
+    assert 'data-for="a-shot">a shot is a whole number, e.g. 42</span>' in html
+    assert 'name="shot" value="abc"' in html
+    assert re.findall(r"<td><code>(\w+)</code></td>", html) == ["abort", "build_tables"]
+    partial = operator_client.get("/audit/?shot=4x", headers={"HX-Request": "true"})
+    text = partial.content.decode()
+    slot = 'id="a-err-{}" class="field-error" data-for="a-{}" hx-swap-oob="true">'
+    assert slot.format("shot", "shot") + "a shot" in text
+    assert slot.format("tree", "tree") + "</span>" in text
