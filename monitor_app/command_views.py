@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from monitor_app import protocol as p
 from monitor_app import selectors, services
 from monitor_app import validation as v
 from monitor_app.forms import (
@@ -102,6 +103,16 @@ class Outcome:
 
 
 Run = Callable[..., Any]
+
+#: A refused attempt is audited under the name the service gives the command.
+AUDIT_NAMES = {
+    "pulse_create": p.CMD_CREATE_PULSE,
+    "tables_build": p.CMD_BUILD_TABLES,
+    "phase_do": p.CMD_DO_PHASE,
+    "sequence_abort": p.CMD_ABORT,
+    "actions_dispatch": "dispatch_action",
+    "actions_abort": "abort_action",
+}
 Resubmit = Callable[[dict[str, Any]], list[tuple[str, str]]]
 
 
@@ -185,6 +196,11 @@ def command(
         async def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
             user, operator = await _is_operator(request)
             if not operator:
+                await sync_to_async(services.denied_record)(
+                    actor=services.Actor.web(user),
+                    name=AUDIT_NAMES.get(run.__name__, run.__name__),
+                    fields=dict(request.POST.lists()),
+                )
                 outcome = Outcome(title, status=403, kind="denied", errors=[DENIED])
                 return await _respond(request, outcome, error_slots)
             form = form_class(_form_data(request))

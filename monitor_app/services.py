@@ -307,6 +307,24 @@ def _command(
         raise
 
 
+#: What a refused attempt keeps of the request: enough to see what was tried.
+DENIED_FIELDS_MAX = 20
+DENIED_VALUES_MAX = 50
+
+
+def denied_record(*, actor: Actor, name: str, fields: dict[str, list[str]]) -> CommandRecord:
+    """An attempt by someone who is not an operator (a forged POST, a page
+    left open after the role was taken away): nothing is sent, but a
+    control room wants to know who tried what."""
+    arguments = {
+        key: _jsonable(values[:DENIED_VALUES_MAX] if len(values) > 1 else values[0])
+        for key, values in list(fields.items())[:DENIED_FIELDS_MAX]
+        if values and key != "csrfmiddlewaretoken"
+    }
+    cmd = _Command(actor, name, arguments, "")
+    return cmd.record(False, "denied: not an operator", refused=True)
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value

@@ -50,6 +50,17 @@ ENDPOINTS = [
     ("/commands/servers/all/kill/", {}),
 ]
 URLS = [url for url, _ in ENDPOINTS]
+#: The name each endpoint's command has in the audit record.
+AUDITED_AS = dict(
+    zip(
+        URLS,
+        ["create_pulse", "build_tables", "do_phase", "abort", "dispatcher_command"]
+        + ["dispatch_action", "abort_action"]
+        + [f"server_{verb}" for verb in ("start", "stop", "restart", "quit", "kill")]
+        + ["servers_all_start", "servers_all_kill"],
+        strict=True,
+    )
+)
 
 
 def body(response) -> str:
@@ -102,8 +113,12 @@ def test_viewer_gets_403_and_nothing_is_sent(viewer_client, plant, monitor, url,
     assert response.status_code == 403
     assert "Only operators may send commands" in body(response)
     assert monitor.stop() == []
-    assert records() == []
     assert not plant.ran.exists()  # the site command did not run either
+    # ...but the attempt is on the record, with what was posted
+    (record,) = records()
+    assert (record.username, record.ok, record.result) == ("vera", False, "denied: not an operator")
+    assert record.arguments == data and "csrfmiddlewaretoken" not in record.arguments
+    assert record.command == AUDITED_AS[url]
 
 
 @pytest.mark.parametrize("url", URLS)
