@@ -185,3 +185,55 @@ def test_actions_monitor_follows_the_dispatcher_to_a_new_pulse(
     page.wait_for_selector("#pulse-moved:not([hidden])", timeout=10000)
     assert "current pulse is DEMO 42" in page.locator("#pulse-moved").inner_text()
     assert page.url.endswith("shot=43")
+
+
+def _copy_pulse(redis_db, keys: dict, shot: int) -> None:
+    """Shot 42's tables of the recording as those of ``shot``, then built."""
+    for name, entry in keys.items():
+        if ":42" in name and entry["type"] == "hash" and entry["value"]:
+            redis_db.hset(name.replace(":42", f":{shot}"), mapping=entry["value"])
+    redis_db.set("LAST_BUILD_TABLE", f'{{"tree": "DEMO", "shot": "{shot}"}}')
+
+
+def _shown_pulse(page) -> str:
+    return page.locator("#pulse-select option[selected]").inner_text()
+
+
+def test_following_waits_for_the_operator_and_after_a_follow(
+    live_console, page, load_snapshot, redis_db
+):
+    """Follow mode does not navigate over a command's answer (it says the
+    dispatcher moved on instead), and after following it holds a second
+    change back for a few seconds, then follows it too."""
+    keys = load_snapshot("do_phase_STORE")
+    login(page, live_console.url, "otto")
+    page.goto(live_console.url + "/actions/")
+    page.wait_for_selector("#ws-state.ws-live")
+    # an answer on the page: a refused Create Pulse
+    page.fill("#bar-shot", "-1")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Create Pulse").click()
+    page.locator("#bar-err-shot").get_by_text("not a shot number").wait_for()
+    page.locator("h1").first.click()  # nothing focused: only the answer holds it back
+    _copy_pulse(redis_db, keys, 43)
+    page.wait_for_selector("#pulse-moved:not([hidden])", timeout=10000)
+    assert "current pulse is DEMO 43" in page.locator("#pulse-moved").inner_text()
+    assert _shown_pulse(page) == "DEMO 42" and "not sent" in page.inner_text("#command-result")
+    # a fresh page follows the next pulse at once...
+    page.goto(live_console.url + "/actions/")
+    page.wait_for_selector("#ws-state.ws-live")
+    assert _shown_pulse(page) == "DEMO 43"
+    _copy_pulse(redis_db, keys, 44)
+    page.wait_for_function(
+        "() => document.querySelector('#pulse-select option[selected]').innerText === 'DEMO 44'",
+        timeout=10000,
+    )
+    page.wait_for_selector("#ws-state.ws-live")
+    # ...and one that comes straight after is first announced, then followed
+    _copy_pulse(redis_db, keys, 45)
+    page.wait_for_selector("#pulse-moved:not([hidden])", timeout=4000)
+    assert _shown_pulse(page) == "DEMO 44"
+    page.wait_for_function(
+        "() => document.querySelector('#pulse-select option[selected]').innerText === 'DEMO 45'",
+        timeout=15000,
+    )
