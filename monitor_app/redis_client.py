@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 
 
 def redis_location(url: str | None = None) -> str:
@@ -56,8 +58,16 @@ def async_client() -> aredis.Redis:
     url = settings.REDIS_URL
     pool = pools.get(url)
     if pool is None:
-        pool = pools[url] = aredis.ConnectionPool.from_url(url, **_options())
+        pool = pools[url] = aredis.ConnectionPool.from_url(url, **_options(), **_ONE_RETRY)
     return aredis.Redis(connection_pool=pool)
+
+
+# After a Redis restart every pooled async connection is dead and the pool
+# does not always notice at checkout: without one retry on a new connection,
+# the first request on each failed (a 503 page just after Redis came back).
+# The async clients read, or write what is safe twice (the reader's stamps).
+# Not on a timeout: a frozen Redis would make every read wait twice as long.
+_ONE_RETRY = {"retry": AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))}
 
 
 def async_pubsub_client() -> aredis.Redis:
