@@ -59,6 +59,12 @@ def test_actions_filter_and_sort_are_in_the_url(viewer_client, load_snapshot):
         "/actions/?tree=DEMO&shot=42&state=FAILED_BADLY&q=ADC4"
     ).content.decode()
     assert "\\DEMO::TOP.DAQ.ADC4:INIT_ACTION" in html  # unknown filter values are ignored
+    html = viewer_client.get("/actions/?tree=DEMO&shot=42&q=NO_SUCH_NODE").content.decode()
+    assert "No action of DEMO 42 matches the filter." in html
+    assert (
+        "matches the filter"
+        not in viewer_client.get("/actions/?tree=DEMO&shot=42").content.decode()
+    )
 
 
 def test_pulse_selector_redirects_to_a_bookmarkable_url(viewer_client, redis_db):
