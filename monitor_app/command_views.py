@@ -103,6 +103,7 @@ class Outcome:
 
 
 Run = Callable[..., Any]
+Resubmit = Callable[[dict[str, Any]], list[tuple[str, str]]]
 
 #: A refused attempt is audited under the name the service gives the command.
 AUDIT_NAMES = {
@@ -113,7 +114,6 @@ AUDIT_NAMES = {
     "actions_dispatch": "dispatch_action",
     "actions_abort": "abort_action",
 }
-Resubmit = Callable[[dict[str, Any]], list[tuple[str, str]]]
 
 
 async def _is_operator(request: HttpRequest) -> tuple[Any, bool]:
