@@ -120,7 +120,7 @@ class Reader:
         self.polls = 0
         self._dirty: dict[str, dict[str, str]] = {}
         self._pending: dict[PulseRef, dict[str, ActionRow]] = {}
-        self._pending_since = 0.0  # when the oldest pending change came
+        self._last_flush = 0.0  # when the last batch of announced rows went out
         self._stamps: list[tuple[str, str, str | None]] = []  # key, path, time (None: delete)
         self._flush_task: asyncio.Task | None = None
         self._stamp_task: asyncio.Task | None = None
@@ -518,8 +518,6 @@ class Reader:
 
     def _queue(self, pulse: PulseRef, row: ActionRow) -> None:
         """Send ``row`` (already in the view) with the next batch."""
-        if not self._pending:
-            self._pending_since = time.monotonic()
         self._pending.setdefault(pulse, {})[row.path] = row
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self._flush_announced())
@@ -529,10 +527,13 @@ class Reader:
         # this task still running and started none of its own.
         while True:
             honour_cancel()
-            # The window counts from the oldest change: one that came during
-            # the last batch's sends has waited already.
-            await asyncio.sleep(max(0.0, self._pending_since + BATCH_SECONDS - time.monotonic()))
+            # A window between batches: a change after a quiet spell goes out
+            # at once, and those that follow it wait for the window's end. It
+            # counts from the end of the last batch's sends, so that the sends
+            # of 200 sockets never run back to back.
+            await asyncio.sleep(max(0.0, self._last_flush + BATCH_SECONDS - time.monotonic()))
             await self._push_pending(with_header=True)
+            self._last_flush = time.monotonic()
             if self._stamps and (self._stamp_task is None or self._stamp_task.done()):
                 self._stamp_task = asyncio.create_task(self._write_stamps_quietly())
             if not self._pending:
