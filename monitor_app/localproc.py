@@ -32,8 +32,8 @@ def redis_server_argv(binary: str, port: int, workdir: Path | str) -> list[str]:
 
 
 def daphne_argv(port: int, host: str = LOOPBACK) -> list[str]:
-    """daphne serving the console, with this interpreter."""
-    return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
+    """daphne serving the console, with this interpreter, on uvloop."""
+    return [sys.executable, "-m", "webmonitor.serve", "-b", host, "-p", str(port),
             "webmonitor.asgi:application"]  # fmt: skip
 
 
