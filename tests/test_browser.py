@@ -86,6 +86,24 @@ def test_action_log_dialog_shows_escaped_output(live_console, page, load_snapsho
     text = page.locator("#log-text").inner_text()
     assert "<img src=x onerror=alert(1)>" in text and "sensor too hot" in text
     assert page.locator("#log-text img").count() == 0
+    # closed and opened again, on another row: the dialog's body must survive
+    # the first answer (it once took the table's outerHTML swap and vanished)
+    redis_db.hset("ACTION_LOG:DEMO:42", "\\DEMO::TOP.CAMERA:INIT_ACTION", "frame grabber open")
+    page.get_by_role("button", name="Close").click()
+    page.wait_for_selector("#log-dialog[open]", state="detached")
+    row_of(page, "CAMERA:INIT_ACTION").get_by_text("Logs").click()
+    page.wait_for_selector("#log-dialog[open] #log-text")
+    assert "frame grabber open" in page.locator("#log-text").inner_text()
+    page.get_by_role("button", name="Close").click()
+    page.goto(live_console.url + "/servers/")
+    for _ in range(2):
+        page.locator("tr", has_text="CAMERA_SERVER").get_by_text("Server log").first.click()
+        page.wait_for_selector(
+            "#log-dialog[open] #log-dialog-body h2, #log-dialog[open] #log-dialog-body p"
+        )
+        assert "CAMERA_SERVER" in page.locator("#log-dialog-body").inner_text()
+        page.get_by_role("button", name="Close").click()
+        page.wait_for_selector("#log-dialog[open]", state="detached")
 
 
 def test_log_viewer_appends_and_pauses(live_console, page, redis_db):
