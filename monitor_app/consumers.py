@@ -3,9 +3,13 @@ needs (header, and the tab's own topic), so a tab holds one connection."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from urllib.parse import parse_qs
 
+from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from monitor_app import protocol as p
 from monitor_app import push
@@ -56,6 +60,31 @@ async def watched_note_quietly(pulses) -> None:
         pass  # the page shows the outage; the note is repeated later
 
 
+log = logging.getLogger(__name__)
+
+#: The close code of a socket whose login ended (app.js then opens the login page).
+CLOSE_LOGGED_OUT = 4401
+
+
+def session_group(session_key: str) -> str:
+    """The channel-layer group of one login's sockets; the key itself is a
+    secret and stays out of Redis."""
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
+
+
+def end_session_sockets(sender: object, request: object, user: object, **kwargs: object) -> None:
+    """``user_logged_out``: the login's other tabs, in any console process,
+    stop getting live data (they were authorised once, at connect)."""
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    layer = get_channel_layer()
+    if not key or layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(session_group(key), {"type": "session.ended"})
+    except (*REDIS_ERRORS, RuntimeError) as exc:
+        log.warning("could not close the sockets of a login that ended: %s", exc)
+
+
 #: Where ``ServerSend`` keeps the server's own ``send`` in the scope.
 SERVER_SEND = "webmonitor.server_send"
 
@@ -83,6 +112,7 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         role = ROLE_OPERATOR if await user.ahas_perm(OPERATE_PERMISSION) else ROLE_VIEWER
         await self.accept()
+        await self._join_session()
         self.topics = topics_for(query)
         hub.add(self, self.topics, role)
         reader = ensure_started()
@@ -97,6 +127,27 @@ class MonitorConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         hub.remove(self)
+        group = getattr(self, "_session_group", None)
+        if group is not None:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except REDIS_ERRORS:
+                pass  # the membership expires by itself
+
+    async def _join_session(self) -> None:
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        if not key or self.channel_layer is None:
+            return
+        try:
+            await self.channel_layer.group_add(session_group(key), self.channel_name)
+        except REDIS_ERRORS as exc:  # the socket works; a logout elsewhere will not close it
+            log.warning("socket not tied to its login: %s", exc)
+            return
+        self._session_group = session_group(key)
+
+    async def session_ended(self, event: dict) -> None:
+        await self.close(code=CLOSE_LOGGED_OUT)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Browsers only listen; what they send is ignored."""

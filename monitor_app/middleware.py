@@ -1,14 +1,18 @@
 """The console's own middleware: a Content Security Policy (even if some
 Redis text ever slipped past the escaping, the browser would run no script
-and load nothing that is not the console's own), and a page for a 405."""
+and load nothing that is not the console's own), a page for a 405, and the
+login redirect of an HTMX request."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django_htmx.http import HttpResponseClientRedirect
 
 POLICY = "; ".join(
     [
@@ -76,3 +80,21 @@ class MethodNotAllowedPage:
         if "Allow" in response.headers:
             page.headers["Allow"] = response.headers["Allow"]
         return page
+
+
+class LoginRequired(LoginRequiredMiddleware):
+    """Django's, except for an HTMX request (a command, a table refresh) from
+    a page whose login has ended: htmx would follow the redirect and swap the
+    whole login page into a fragment. The browser goes to the login page
+    instead, and comes back to the page it was on."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
+        htmx = getattr(request, "htmx", None)
+        if not htmx:
+            return super().handle_no_permission(request, view_func)
+        page = htmx.current_url_abs_path or "/"
+        return HttpResponseClientRedirect(
+            redirect_to_login(
+                page, self.get_login_url(view_func), self.get_redirect_field_name(view_func)
+            ).url
+        )

@@ -265,3 +265,18 @@ async def log_note(request: HttpRequest) -> HttpResponse:
         context.update(lines=last_lines(path), log_path=path, log_exists=path.exists())
         return render(request, "monitor/logs.html", context, status=status)
     return redirect("monitor:logs")
+
+
+CSRF_TEXT = (
+    "The login behind this page changed since it was loaded (logged in again in another "
+    "tab, or the session ended), so nothing was sent. Reload the page and try again."
+)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal, in the console's words: as a command's answer
+    for an HTMX request, else as a page."""
+    context = {"error_text": CSRF_TEXT}
+    if getattr(request, "htmx", False):
+        return render(request, "errors/_csrf_result.html", context, status=403)
+    return render(request, "403_csrf.html", context, status=403)

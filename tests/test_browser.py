@@ -255,3 +255,13 @@ def test_following_waits_for_the_operator_and_after_a_follow(
         "() => document.querySelector('#pulse-select option[selected]').innerText === 'DEMO 45'",
         timeout=15000,
     )
+
+
+def test_a_tab_whose_login_ended_goes_to_the_login_page(live_console, page, redis_db):
+    login(page, live_console.url, "vera")
+    page.goto(live_console.url + "/heartbeat/")
+    page.wait_for_selector("#ws-state.ws-live")
+    other = page.context.new_page()  # the same browser, the same login
+    other.goto(live_console.url + "/servers/")
+    other.get_by_role("button", name="Log out").click()
+    page.wait_for_url(live_console.url + "/accounts/login/?next=%2Fheartbeat%2F", timeout=10000)

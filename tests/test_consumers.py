@@ -120,3 +120,41 @@ async def test_paths_are_escaped_in_pushed_rows(live_reader, redis_db):
     message = await receive_until(communicator, "alert(1)")
     assert "<script>" not in message and "&lt;script&gt;" in message
     await communicator.disconnect()
+
+
+async def test_a_logout_closes_the_login_s_other_sockets(redis_db):
+    """Authorised once, at connect: a tab left open after its login ended in
+    another tab must stop receiving live data."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    @database_sync_to_async
+    def logged_in() -> Client:
+        user = User.objects.create_user(username="vera", password="pw-12345678")
+        user.groups.add(Group.objects.get(name="viewers"))
+        client = Client()
+        client.force_login(user)
+        return client
+
+    client = await logged_in()
+    name = settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={client.cookies[name].value}".encode()
+    communicator, connected = await connect("/ws/monitor/?page=servers", cookie)
+    assert connected
+    other = await session_cookie("otto", operator=True)
+    bystander, connected = await connect("/ws/monitor/?page=servers", other)
+    assert connected
+    await database_sync_to_async(client.post)("/accounts/logout/")
+    closed = None
+    while closed is None:  # header pushes may come first
+        message = await communicator.receive_output(timeout=3)
+        if message["type"] == "websocket.close":
+            closed = message
+    assert closed["code"] == 4401
+    # the other login's socket stays open
+    outputs = []
+    while not await bystander.receive_nothing(timeout=0.3):
+        outputs.append(await bystander.receive_output())
+    assert all(o["type"] != "websocket.close" for o in outputs), outputs
+    await bystander.disconnect()
+    await communicator.disconnect()

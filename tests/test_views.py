@@ -233,3 +233,32 @@ def test_the_500_page_renders_without_a_request_context():
 
     html = render_to_string("500.html")
     assert "Console error (500)" in html and "Log out" not in html
+
+
+def test_an_htmx_request_without_a_login_sends_the_browser_to_the_login_page(client, db):
+    """Not the login page swapped into a table or a command's answer."""
+    page = "http://testserver/actions/?tree=DEMO&shot=42"
+    for response in (
+        client.get("/actions/", headers={"HX-Request": "true", "HX-Current-URL": page}),
+        client.post("/commands/phase/do/", {"phase": "INIT"}, headers={"HX-Request": "true"}),
+    ):
+        assert response.status_code == 200 and "Log in" not in response.content.decode()
+        assert response["HX-Redirect"].startswith("/accounts/login/?next=/")
+    assert client.get("/actions/")["Location"].startswith("/accounts/login/")  # plain: as before
+    first = client.get("/actions/", headers={"HX-Request": "true", "HX-Current-URL": page})
+    assert first["HX-Redirect"] == "/accounts/login/?next=/actions/%3Ftree%3DDEMO%26shot%3D42"
+
+
+def test_a_stale_csrf_token_is_answered_in_the_console_s_words(operator, redis_db):
+    """A tab loaded before its login changed posts an out-of-date token."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    answer = client.post("/commands/tables/build/", {}, headers={"HX-Request": "true"})
+    text = answer.content.decode()
+    assert answer.status_code == 403 and "<html" not in text
+    assert "Reload the page and try again" in text and 'data-result-kind="refused"' in text
+    page = client.post("/commands/tables/build/", {})
+    assert page.status_code == 403 and "the form is out of date (403)" in page.content.decode()
+    assert not redis_db.keys("*")

@@ -131,7 +131,14 @@
     el.className = "ws-state ws-" + state;
   }
   document.addEventListener("htmx:wsOpen", function () { setWs("live"); });
-  document.addEventListener("htmx:wsClose", function () { setWs("offline"); });
+  document.addEventListener("htmx:wsClose", function (evt) {
+    setWs("offline");
+    // 4401: this login ended (logged out in another tab): no more live data.
+    if (evt.detail && evt.detail.event && evt.detail.event.code === 4401) {
+      window.location.assign("/accounts/login/?next=" +
+        encodeURIComponent(window.location.pathname + window.location.search));
+    }
+  });
   document.addEventListener("htmx:wsError", function () { setWs("offline"); });
 
   // After a reconnect the page may have missed changes: fetch its parts again.
