@@ -62,7 +62,7 @@
       recheck = setTimeout(function () { recheck = null; pulseMoved(); }, FOLLOW_PAUSE_MS);
     }
     var parts = current.split(":");
-    var shown = viewing ? "You are looking at " + viewing.replace(":", " ") : "This page could not read a pulse";
+    var shown = viewing ? "You are looking at " + viewing.replace(":", " ") : "No pulse is shown here yet";
     note.querySelector("[data-text]").textContent = shown +
       "; the dispatcher's current pulse is " + parts[0] + " " + parts[1] + ".";
     var link = note.querySelector("[data-link]");
@@ -72,7 +72,8 @@
   }
 
   // Follow only when nothing of the operator's would be lost or looped:
-  // not while typing, a dialog is open or a command's answer is shown; not
+  // not while typing, a dialog is open, a request is on its way or a
+  // command's answer is shown; not
   // while Redis is unreachable (the page could not read the pulse, and would
   // reload for ever); not twice within a few seconds.
   var FOLLOW_PAUSE_MS = 5000;
@@ -81,7 +82,7 @@
     var busy = document.activeElement && /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
     var answer = document.getElementById("command-result");
     var last = Number(sessionStorage.getItem("wm-followed") || 0);
-    return !busy && !document.querySelector("dialog[open]") &&
+    return !busy && !document.querySelector("dialog[open], .htmx-request") &&
       !(answer && answer.textContent.trim()) && status.dataset.redisOk === "1" &&
       Date.now() - last > FOLLOW_PAUSE_MS;
   }
