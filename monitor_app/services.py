@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -232,7 +233,11 @@ class _Command:
         values = dict(self.arguments)
         if self.tree:  # as sent: upper-cased, the default pulse filled in
             values.update(tree=self.tree, shot=self.shot)
-        shown = [str(a) for a in values.values() if a not in (None, "", [])]
+        shown = [  # a list (the site command's argv) as a shell would show it
+            shlex.join(map(str, a)) if isinstance(a, list) else str(a)
+            for a in values.values()
+            if a not in (None, "", [])
+        ]
         return " ".join([self.name, *shown])
 
     def record(self, ok: bool, result: str, *, refused: bool = False) -> CommandRecord:
@@ -321,7 +326,11 @@ def denied_record(*, actor: Actor, name: str, fields: dict[str, list[str]]) -> C
         for key, values in list(fields.items())[:DENIED_FIELDS_MAX]
         if values and key != "csrfmiddlewaretoken"
     }
-    cmd = _Command(actor, name, arguments, "")
+    reason = str(arguments.pop("reason", "") or "")[: v.REASON_MAX]
+    cmd = _Command(actor, name, arguments, reason)
+    tree, shot = arguments.get("tree"), arguments.get("shot")
+    if isinstance(tree, str) and isinstance(shot, str):  # as posted: for the Audit filters
+        cmd.pulse(tree.strip().upper()[: v.NAME_MAX], shot.strip()[:16])
     return cmd.record(False, "denied: not an operator", refused=True)
 
 

@@ -119,6 +119,16 @@ def test_viewer_gets_403_and_nothing_is_sent(viewer_client, plant, monitor, url,
     assert (record.username, record.ok, record.result) == ("vera", False, "denied: not an operator")
     assert record.arguments == data and "csrfmiddlewaretoken" not in record.arguments
     assert record.command == AUDITED_AS[url]
+    posted = (data["tree"].upper(), data["shot"]) if "shot" in data else ("", "")
+    assert (record.tree, record.shot) == posted
+
+
+def test_a_denied_attempt_keeps_its_pulse_and_reason(viewer_client, plant):
+    viewer_client.post("/commands/phase/do/", {**PULSE, "phase": "INIT", "reason": "forged"}, **HX)
+    (record,) = records()
+    assert (record.tree, record.shot, record.reason) == ("DEMO", "42", "forged")
+    assert "reason" not in record.arguments
+    assert len(_audit_rows(viewer_client.get("/audit/?tree=DEMO&shot=42"))) == 1
 
 
 @pytest.mark.parametrize("url", URLS)

@@ -478,9 +478,11 @@ def test_server_start_runs_the_site_command_as_a_list(redis_db, monitor, site_co
     assert s.last_site_output(ident="TIMING_SERVER") == record
 
 
-def test_server_kill_failure_is_reported(redis_db, site_command, web_actor):
+def test_server_kill_failure_is_reported(redis_db, site_command, web_actor, pubsub_log):
     site_command.mode.write_text("fail")
     result = s.server_kill(ident="DAQ_SERVER", actor=web_actor)
+    ((_, line),) = log_lines(pubsub_log)  # the command line as a shell shows it
+    assert " DAQ_SERVER KILL -> failed: " in line and "[" not in line
     assert not result.ok and result.details["returncode"] == 3
     assert "exit status 3" in result.message
     assert site_command.ran.read_text().endswith("'DAQ_SERVER', 'KILL']")
