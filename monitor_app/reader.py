@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 #: Announced changes that arrive within this window go out as one message.
 BATCH_SECONDS = 0.02
 BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 5.0
+BACKOFF_MAX = 2.0  # a restarted Redis is seen within 2 s; a retry costs one connect
 #: The poll's reads, on a thread of their own: see ``BackgroundLoop``.
 READS = BackgroundLoop("webmonitor-reads")
 

@@ -277,6 +277,9 @@ class Demo:
 def _free_or_any(preferred: int) -> int:
     """The preferred port when nothing listens there, else any free one."""
     with socket.socket() as sock:
+        # As the server will bind: a port whose last connections linger in
+        # TIME_WAIT after a quick restart is free all the same.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", preferred))
             return preferred
