@@ -262,3 +262,12 @@ def test_a_stale_csrf_token_is_answered_in_the_console_s_words(operator, redis_d
     page = client.post("/commands/tables/build/", {})
     assert page.status_code == 403 and "the form is out of date (403)" in page.content.decode()
     assert not redis_db.keys("*")
+
+
+def test_pages_outside_the_tabs_do_not_guess_the_role(operator_client):
+    """They lack the tabs' context: an operator was labelled 'viewer' there."""
+    for url in ("/no/such/page/", "/accounts/login/"):
+        html = operator_client.get(url).content.decode()
+        assert "otto</span>" in html and "viewer" not in html, url
+        assert "ws-connect" not in html, url  # no live header there, so no socket
+    assert "otto · operator" in operator_client.get("/logs/").content.decode()

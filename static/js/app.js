@@ -132,10 +132,15 @@
     el.className = "ws-state ws-" + state;
   }
   document.addEventListener("htmx:wsOpen", function () { setWs("live"); });
+  var loggingOut = false;
+  document.addEventListener("submit", function (evt) {
+    if (evt.target instanceof Element && evt.target.hasAttribute("data-logout")) { loggingOut = true; }
+  });
   document.addEventListener("htmx:wsClose", function (evt) {
     setWs("offline");
     // 4401: this login ended (logged out in another tab): no more live data.
-    if (evt.detail && evt.detail.event && evt.detail.event.code === 4401) {
+    // Not in the tab logging out: its own answer is on the way.
+    if (evt.detail && evt.detail.event && evt.detail.event.code === 4401 && !loggingOut) {
       window.location.assign("/accounts/login/?next=" +
         encodeURIComponent(window.location.pathname + window.location.search));
     }
