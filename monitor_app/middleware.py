@@ -29,7 +29,10 @@ POLICY = "; ".join(
 )
 
 
-class ContentSecurityPolicy:
+class _ResponseMiddleware:
+    """A middleware that only looks at the response, in sync and async
+    stacks alike (the console serves async views under daphne)."""
+
     sync_capable = True
     async_capable = True
 
@@ -41,39 +44,26 @@ class ContentSecurityPolicy:
     def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self._acall(request)
-        return self._add(self.get_response(request))
+        return self.answer(request, self.get_response(request))
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._add(await self.get_response(request))
+        return self.answer(request, await self.get_response(request))
 
-    @staticmethod
-    def _add(response: HttpResponse) -> HttpResponse:
+    def answer(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        raise NotImplementedError
+
+
+class ContentSecurityPolicy(_ResponseMiddleware):
+    def answer(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", POLICY)
         return response
 
 
-class MethodNotAllowedPage:
+class MethodNotAllowedPage(_ResponseMiddleware):
     """Django answers a GET to a POST-only command address with an empty 405;
     someone who pasted such a URL gets a page saying what the address is for."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        return self._page(request, self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._page(request, await self.get_response(request))
-
-    @staticmethod
-    def _page(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def answer(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if response.status_code != 405 or response.content or request.method == "HEAD":
             return response
         page = HttpResponse(render_to_string("405.html", request=request), status=405)
