@@ -30,6 +30,8 @@ from monitor_app.relay import watched_note
 from monitor_app.startup import ensure_started
 from monitor_app.state import PulseRef
 
+log = logging.getLogger(__name__)
+
 PAGE_TOPICS = {
     "servers": TOPIC_SERVERS,
     "heartbeat": TOPIC_HEARTBEAT,
@@ -60,9 +62,8 @@ async def watched_note_quietly(pulses) -> None:
         pass  # the page shows the outage; the note is repeated later
 
 
-log = logging.getLogger(__name__)
-
-#: The close code of a socket whose login ended (app.js then opens the login page).
+#: The close code of a socket without a login, or whose login ended (app.js
+#: then opens the login page).
 CLOSE_LOGGED_OUT = 4401
 
 
@@ -107,7 +108,7 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         self._send_frame = self.scope.get(SERVER_SEND) or self.base_send
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_LOGGED_OUT)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         role = ROLE_OPERATOR if await user.ahas_perm(OPERATE_PERMISSION) else ROLE_VIEWER
@@ -139,12 +140,13 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         key = getattr(session, "session_key", None)
         if not key or self.channel_layer is None:
             return
+        group = session_group(key)
         try:
-            await self.channel_layer.group_add(session_group(key), self.channel_name)
+            await self.channel_layer.group_add(group, self.channel_name)
         except REDIS_ERRORS as exc:  # the socket works; a logout elsewhere will not close it
             log.warning("socket not tied to its login: %s", exc)
             return
-        self._session_group = session_group(key)
+        self._session_group = group
 
     async def session_ended(self, event: dict) -> None:
         await self.close(code=CLOSE_LOGGED_OUT)
