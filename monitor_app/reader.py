@@ -308,10 +308,11 @@ class Reader:
             # on the side read (whose client may absorb it).
             servers = await asyncio.shield(side) if side is not None else servers_read
         finally:
-            if side is not None and not side.done():
-                side.cancel()
-            elif side is not None and not side.cancelled():
-                side.exception()  # retrieved: the error, if any, is raised above
+            if side is not None:
+                if not side.done():
+                    side.cancel()
+                elif not side.cancelled():
+                    side.exception()  # retrieved: the error, if any, is raised above
         await self._update_servers(servers, now)
         for pulse in list(self.pulses):
             if pulse not in watched:
