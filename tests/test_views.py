@@ -270,4 +270,5 @@ def test_pages_outside_the_tabs_do_not_guess_the_role(operator_client):
         html = operator_client.get(url).content.decode()
         assert "otto</span>" in html and "viewer" not in html, url
         assert "ws-connect" not in html, url  # no live header there, so no socket
+        assert 'id="ws-state"' not in html, url  # nor an "offline" mark that looks like a fault
     assert "otto · operator" in operator_client.get("/logs/").content.decode()
