@@ -3,13 +3,17 @@ needs (header, and the tab's own topic), so a tab holds one connection."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import random
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import DatabaseError
 
 from monitor_app import protocol as p
 from monitor_app import push
@@ -24,6 +28,7 @@ from monitor_app.hub import (
     pulse_topic,
     topic_pulse,
 )
+from monitor_app.login_watch import login_holds
 from monitor_app.models import OPERATE_PERMISSION
 from monitor_app.redis_client import REDIS_ERRORS
 from monitor_app.relay import watched_note
@@ -114,6 +119,7 @@ class MonitorConsumer(AsyncWebsocketConsumer):
         role = ROLE_OPERATOR if await user.ahas_perm(OPERATE_PERMISSION) else ROLE_VIEWER
         await self.accept()
         await self._join_session()
+        self._login_watch = self._watch_login(user.pk)
         self.topics = topics_for(query)
         hub.add(self, self.topics, role)
         reader = ensure_started()
@@ -128,6 +134,9 @@ class MonitorConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         hub.remove(self)
+        watch = getattr(self, "_login_watch", None)
+        if watch is not None:
+            watch.cancel()
         group = getattr(self, "_session_group", None)
         if group is not None:
             try:
@@ -147,6 +156,31 @@ class MonitorConsumer(AsyncWebsocketConsumer):
             log.warning("socket not tied to its login: %s", exc)
             return
         self._session_group = group
+
+    def _watch_login(self, user_pk: object) -> asyncio.Task | None:
+        """A logout is told at once (``session_ended``); an expiry, a deleted
+        session or a deactivated user is found by looking again now and then."""
+        every = settings.WEBMONITOR_LOGIN_CHECK_SECONDS
+        if every <= 0:
+            return None
+        key = getattr(self.scope.get("session"), "session_key", None)
+
+        async def watch() -> None:
+            # The first look is spread over the interval, so sockets opened
+            # together (a restart, the benchmark) are not checked together.
+            await asyncio.sleep(random.uniform(every / 2, every))
+            while True:
+                try:
+                    holds = await login_holds(key, user_pk)
+                except DatabaseError as exc:  # not proof the login ended
+                    log.warning("could not check a socket's login: %s", exc)
+                    holds = True
+                if not holds:
+                    await self.close(code=CLOSE_LOGGED_OUT)
+                    return
+                await asyncio.sleep(every)
+
+        return asyncio.get_running_loop().create_task(watch())
 
     async def session_ended(self, event: dict) -> None:
         await self.close(code=CLOSE_LOGGED_OUT)

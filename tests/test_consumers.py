@@ -158,3 +158,36 @@ async def test_a_logout_closes_the_login_s_other_sockets(redis_db):
     assert all(o["type"] != "websocket.close" for o in outputs), outputs
     await bystander.disconnect()
     await communicator.disconnect()
+
+
+async def test_a_login_that_expires_closes_its_sockets(redis_db, settings):
+    """No logout tells of an expiry: the socket looks at its login again."""
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    settings.WEBMONITOR_LOGIN_CHECK_SECONDS = 0.2
+    cookie = await session_cookie("vera", operator=False)
+    other = await session_cookie("otto", operator=True)
+    communicator, connected = await connect("/ws/monitor/?page=servers", cookie)
+    assert connected
+    bystander, connected = await connect("/ws/monitor/?page=servers", other)
+    assert connected
+    key = cookie.decode().partition("=")[2]
+    await database_sync_to_async(Session.objects.filter(pk=key).update)(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    closed = None
+    while closed is None:  # header pushes may come first
+        message = await communicator.receive_output(timeout=3)
+        if message["type"] == "websocket.close":
+            closed = message
+    assert closed["code"] == 4401
+    # the unexpired login's socket outlives several checks
+    outputs = []
+    while not await bystander.receive_nothing(timeout=0.6):
+        outputs.append(await bystander.receive_output())
+    assert all(o["type"] != "websocket.close" for o in outputs), outputs
+    await bystander.disconnect()
+    await communicator.disconnect()

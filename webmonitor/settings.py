@@ -150,6 +150,9 @@ WEBMONITOR_KEY_PREFIX = os.environ.get("WEBMONITOR_KEY_PREFIX", "WEBMONITOR")
 WEBMONITOR_POLL_INTERVAL = env_float("WEBMONITOR_POLL_INTERVAL", 1.0)
 WEBMONITOR_STALE_SECONDS = env_float("WEBMONITOR_STALE_SECONDS", 12.0)
 WEBMONITOR_WATCHDOG_SECONDS = env_float("WEBMONITOR_WATCHDOG_SECONDS", 15.0)
+#: Seconds between checks that an open WebSocket's login still holds
+#: (expired, deleted, deactivated); a logout closes its sockets at once.
+WEBMONITOR_LOGIN_CHECK_SECONDS = env_float("WEBMONITOR_LOGIN_CHECK_SECONDS", 60.0)
 WEBMONITOR_PUBSUB_LOG = Path(os.environ.get("WEBMONITOR_PUBSUB_LOG", DATA_DIR / "redis_pubsub.log"))
 WEBMONITOR_PUBSUB_LOG_MAX_BYTES = int(
     env_float("WEBMONITOR_PUBSUB_LOG_MAX_BYTES", 10 * 1024 * 1024)
