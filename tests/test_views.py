@@ -164,6 +164,14 @@ def test_login_and_logout(client, viewer, redis_db):
     assert client.get("/servers/").status_code == 302
 
 
+def test_the_login_page_tells_a_logged_in_user_who_they_are(client, viewer, redis_db):
+    assert "You are logged in as" not in client.get("/accounts/login/").content.decode()
+    client.force_login(viewer)
+    page = client.get("/accounts/login/").content.decode()
+    assert "You are logged in as <strong>vera</strong>" in page
+    assert 'href="/servers/"' in page
+
+
 def test_csrf_is_enforced(viewer, operator, redis_db):
     from django.test import Client
 
