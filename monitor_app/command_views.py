@@ -435,7 +435,13 @@ async def server_log(request: HttpRequest) -> HttpResponse:
     """A class's recent action logs for the current pulse (``LAST_BUILD_TABLE``,
     else ``DISPATCH_INFO``), and the output of its last Start or Kill."""
     raw = request.GET.get("ident", "")
-    context: dict[str, Any] = {"ident": raw, "error": "", "notice": "", "pulse": None}
+    context: dict[str, Any] = {
+        "ident": raw,
+        "error": "",
+        "notice": "",
+        "pulse": None,
+        "registered": None,  # unknown until Redis has said
+    }
     status = 200
     try:
         ident = v.clean_server_class(raw)
@@ -450,6 +456,8 @@ async def server_log(request: HttpRequest) -> HttpResponse:
             pointers = await selectors.pointers_get()
             pulse = pointers.current
             context["pulse"] = pulse
+            servers = await selectors.servers_list()
+            context["registered"] = any(s.ident == ident for s in servers)
             if pulse is not None:
                 actions = await selectors.pulse_actions(pulse.tree, pulse.shot)
                 rows = sorted(

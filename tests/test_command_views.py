@@ -679,6 +679,14 @@ def test_server_log_of_a_class_never_started(viewer_client, load_snapshot):
     assert "\\DEMO::TOP.GHOST:INIT_ACTION" in text and "No log" in text
 
 
+def test_server_log_says_when_no_server_of_the_class_registered(viewer_client, load_snapshot):
+    load_snapshot("show_log")
+    text = body(viewer_client.get("/servers/log/?ident=NOPE_SERVER", **HX))
+    assert "No server of class <code>NOPE_SERVER</code> has registered in Redis." in text
+    text = body(viewer_client.get("/servers/log/?ident=DAQ_SERVER", **HX))
+    assert "has registered in Redis" not in text
+
+
 @pytest.mark.parametrize("ident", ["", "../../etc", "<script>", "A:B"])
 def test_server_log_refuses_a_bad_class(viewer_client, redis_db, ident):
     response = viewer_client.get("/servers/log/", {"ident": ident}, **HX)

@@ -73,6 +73,16 @@ def test_pulse_selector_redirects_to_a_bookmarkable_url(viewer_client, redis_db)
     assert response["Location"] == "/actions/?tree=DEMO&shot=43"
 
 
+def test_a_pulse_without_actions_is_marked_so_in_the_selector(
+    viewer_client, load_snapshot, redis_db
+):
+    load_snapshot("show_log")
+    html = viewer_client.get("/actions/?tree=NOPE&shot=1").content.decode()
+    assert '<option value="NOPE:1" selected>NOPE 1 (no actions)</option>' in html
+    assert "No action of NOPE 1 in Redis" in html
+    assert ">DEMO 42</option>" in html  # a pulse with actions is not marked
+
+
 @pytest.mark.parametrize(
     "query",
     ["tree=DE:MO&shot=42", "tree=DEMO&shot=-1", "tree=DEMO&shot=99999999999999", "tree=%00&shot=x"],
