@@ -195,17 +195,24 @@ def command(
         @wraps(run)
         async def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
             user, operator = await _is_operator(request)
-            if not operator:
-                await sync_to_async(services.denied_record)(
+            data = _form_data(request)
+
+            async def audit(result: str) -> None:
+                await sync_to_async(services.attempt_record)(
                     actor=services.Actor.web(user),
                     name=AUDIT_NAMES.get(run.__name__, run.__name__),
-                    fields=dict(request.POST.lists()),
+                    fields=dict(data.lists()),
+                    result=result,
                 )
+
+            if not operator:
+                await audit(services.DENIED_RESULT)
                 outcome = Outcome(title, status=403, kind="denied", errors=[DENIED])
                 return await _respond(request, outcome, error_slots)
-            form = form_class(_form_data(request))
-            if not form.is_valid():
+            form = form_class(data)
+            if not await sync_to_async(form.is_valid)():
                 listed, per_field = _errors(form)
+                await audit("; ".join(listed))
                 outcome = Outcome(
                     title, status=400, kind="refused", errors=listed, field_errors=per_field
                 )

@@ -26,6 +26,9 @@ class CommandRecord(models.Model):
     shot = models.CharField(max_length=16, blank=True, db_index=True)
     reason = models.TextField(blank=True)
     ok = models.BooleanField(default=False)
+    #: Stopped before anything was sent (bad input, not an operator), as
+    #: against a command that was sent or run and failed.
+    refused = models.BooleanField(default=False)
     result = models.TextField(blank=True)
 
     class Meta:
@@ -36,3 +39,13 @@ class CommandRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.command}"
+
+    @property
+    def outcome(self) -> str:
+        """ok, failed (sent or run, and it went wrong), refused (nothing
+        sent), or denied (nothing sent: not an operator)."""
+        if self.ok:
+            return "ok"
+        if not self.refused:
+            return "failed"
+        return "denied" if self.result.startswith("denied:") else "refused"

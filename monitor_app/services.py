@@ -251,6 +251,7 @@ class _Command:
             shot=self.shot,
             reason=self.reason,
             ok=ok,
+            refused=refused,
             result=result,
         )
         if ok:
@@ -317,10 +318,13 @@ DENIED_FIELDS_MAX = 20
 DENIED_VALUES_MAX = 50
 
 
-def denied_record(*, actor: Actor, name: str, fields: dict[str, list[str]]) -> CommandRecord:
-    """An attempt by someone who is not an operator (a forged POST, a page
-    left open after the role was taken away): nothing is sent, but a
-    control room wants to know who tried what."""
+def attempt_record(
+    *, actor: Actor, name: str, fields: dict[str, list[str]], result: str
+) -> CommandRecord:
+    """An attempt stopped before any service ran: by someone who is not an
+    operator (a forged POST, a page left open after the role was taken
+    away), or with input the form refused. Nothing is sent, but a control
+    room wants to know who tried what, as it was posted."""
     arguments = {
         key: _jsonable(values[:DENIED_VALUES_MAX] if len(values) > 1 else values[0])
         for key, values in list(fields.items())[:DENIED_FIELDS_MAX]
@@ -331,7 +335,10 @@ def denied_record(*, actor: Actor, name: str, fields: dict[str, list[str]]) -> C
     tree, shot = arguments.get("tree"), arguments.get("shot")
     if isinstance(tree, str) and isinstance(shot, str):  # as posted: for the Audit filters
         cmd.pulse(tree.strip().upper()[: v.NAME_MAX], shot.strip()[:16])
-    return cmd.record(False, "denied: not an operator", refused=True)
+    return cmd.record(False, result[: v.PATH_MAX], refused=True)
+
+
+DENIED_RESULT = "denied: not an operator"
 
 
 def _jsonable(value: Any) -> Any:

@@ -473,6 +473,9 @@ def test_bad_input_in_the_bar_is_400_next_to_the_field(
     for other in {"tree", "shot", "phase", "text"} - {field_name}:
         assert field_error(response, other) == ""  # stale messages are cleared
     assert monitor.stop() == []
+    (record,) = records()  # the attempt is audited, as posted
+    assert (record.username, record.ok, record.arguments) == ("otto", False, data)
+    assert message in record.result
 
 
 def test_every_bad_field_is_reported_at_once(operator_client, plant):
@@ -516,6 +519,8 @@ def test_bad_input_of_rows_is_400_with_the_message(
     assert message in body(response)
     assert monitor.stop() == []
     assert not plant.ran.exists()
+    (record,) = records()
+    assert (record.username, record.ok) == ("otto", False) and message in record.result
 
 
 def test_redis_down_is_503_with_a_clear_message(operator_client, plant, redis_down):
@@ -734,6 +739,25 @@ def test_audit_lists_every_command_newest_first(viewer_client, history):
     text = response.content.decode()
     assert "&lt;b&gt;stuck&lt;/b&gt;" in text and "<b>stuck</b>" not in text
     assert 'aria-current="page">Audit</a>' in text
+
+
+def test_audit_tells_refused_and_denied_from_failed(viewer_client, operator_client, history):
+    viewer_client.post("/commands/sequence/abort/", {"reason": "forged"}, **HX)
+    operator_client.post("/commands/pulse/create/", {"tree": "$(id)", "shot": "1"}, **HX)
+    CommandRecord.objects.create(username="otto", command="server_start", result="exit 1")
+    html = viewer_client.get("/audit/").content.decode()
+    outcomes = re.findall(r'<span class="badge [\w-]+"(?: title="[^"]*")?>(\w+)</span>', html)
+    assert list(zip(_audit_rows(viewer_client.get("/audit/")), outcomes, strict=True)) == [
+        ("server_start", "failed"),
+        ("create_pulse", "refused"),
+        ("abort", "denied"),
+        ("server_quit", "ok"),
+        ("abort_action", "refused"),
+        ("abort", "ok"),
+        ("build_tables", "ok"),
+        ("create_pulse", "ok"),
+    ]
+    assert html.count('title="nothing was sent"') == 3
 
 
 @pytest.mark.parametrize(
