@@ -5,8 +5,9 @@ again, sends, records) and renders what came of it into the page's
 ``aria-live`` result area: what was sent, or why nothing was. The service
 layer owns every rule; nothing here talks to Redis for a command.
 
-Statuses: 200 sent (or a question: confirm the warnings), 400 refused (bad
-input, nothing sent), 403 not an operator (nothing sent), 503 Redis down.
+Statuses: 200 sent (or a question: confirm the warnings), 204 the input
+holds (a check only, ``CHECK_ONLY_HEADER``), 400 refused (bad input,
+nothing sent), 403 not an operator (nothing sent), 503 Redis down.
 Without htmx the same outcome comes as a full page, so the forms work with
 JavaScript off.
 """
@@ -55,6 +56,11 @@ SERVER_VERBS = ("start", "stop", "restart", "quit", "kill")
 SERVER_LOG_ACTIONS = 20
 
 DENIED = "Only operators may send commands: nothing was sent."
+
+#: A POST with this header only checks the input: 204 when it holds (the
+#: page then asks its question: confirm, or the reason), else the refusal,
+#: as the command itself would answer. Nothing is sent either way.
+CHECK_ONLY_HEADER = "WM-Check-Only"
 
 
 @dataclass(slots=True)
@@ -217,6 +223,8 @@ def command(
                     title, status=400, kind="refused", errors=listed, field_errors=per_field
                 )
                 return await _respond(request, outcome, error_slots)
+            if request.headers.get(CHECK_ONLY_HEADER) == "1":
+                return HttpResponse(status=204)
             actor = services.Actor.web(user)
             try:
                 value = await sync_to_async(run)(form.cleaned_data, actor, **kwargs)

@@ -52,12 +52,29 @@ def test_abort_with_a_reason_then_a_refusal_next_to_its_field(page, load_snapsho
     record = CommandRecord.objects.get(command="abort_action")
     assert record.reason == "camera stuck"
 
+    asked: list[str] = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.dismiss()))
     page.fill("#bar-shot", "-1")
-    page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Create Pulse").click()
     page.locator("#bar-err-shot").get_by_text("not a shot number").wait_for()
     assert page.get_attribute("#bar-shot", "aria-invalid") == "true"
     assert "not sent" in result.inner_text()
+    assert asked == []  # refused before anyone is asked to confirm
+    refused = CommandRecord.objects.get(command="create_pulse")
+    assert refused.refused and refused.arguments["shot"] == "-1"
+
+    page.fill("#bar-text", "rm -rf /")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#bar-err-text").get_by_text("Unknown dispatcher command").wait_for()
+    assert asked == []
+
+    # input that holds: the question comes, earlier messages go, Cancel sends nothing
+    page.fill("#bar-shot", "43")
+    page.get_by_role("button", name="Create Pulse").click()
+    page.wait_for_function("() => !document.querySelector('#bar-err-shot').textContent")
+    assert asked and asked[0].startswith("Create this pulse?")
+    assert page.get_attribute("#bar-shot", "aria-invalid") is None
+    assert CommandRecord.objects.filter(command="create_pulse").count() == 1
 
 
 def test_do_phase_asks_then_run_anyway_sends(page, load_snapshot, redis_db):

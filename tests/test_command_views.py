@@ -478,6 +478,32 @@ def test_bad_input_in_the_bar_is_400_next_to_the_field(
     assert message in record.result
 
 
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/commands/pulse/create/", {"tree": "DEMO", "shot": "43"}),
+        ("/commands/dispatcher/", {"text": "abort_pending"}),
+        ("/commands/sequence/abort/", {}),
+    ],
+)
+def test_a_check_only_post_of_good_input_sends_nothing(operator_client, plant, monitor, url, data):
+    monitor.start()
+    response = operator_client.post(url, data, headers={"WM-Check-Only": "1"}, **HX)
+    assert response.status_code == 204 and response.content == b""
+    assert monitor.stop() == []
+    assert records() == []  # nothing was tried yet: the question comes next
+
+
+def test_a_check_only_post_of_bad_input_is_the_refusal(operator_client, viewer_client, plant):
+    check = {"headers": {"WM-Check-Only": "1"}, **HX}
+    response = operator_client.post("/commands/pulse/create/", {"tree": "1X", "shot": "1"}, **check)
+    assert response.status_code == 400 and "not a tree name" in field_error(response, "tree")
+    (record,) = records()
+    assert record.refused and record.arguments == {"tree": "1X", "shot": "1"}
+    response = viewer_client.post("/commands/pulse/create/", {"tree": "DEMO", "shot": "1"}, **check)
+    assert response.status_code == 403
+
+
 def test_every_bad_field_is_reported_at_once(operator_client, plant):
     response = operator_client.post("/commands/pulse/create/", {"tree": "1X", "shot": "x"}, **HX)
     assert field_error(response, "tree") and field_error(response, "shot")

@@ -250,6 +250,36 @@
     }
   });
 
+  // What is typed into the dispatcher bar is checked by the server before
+  // the browser asks its question (confirm, or the reason prompt): bad input
+  // is refused at once, next to its field, and no one is asked to confirm a
+  // command that cannot be sent. The server checks again when it is sent.
+  document.addEventListener("htmx:confirm", function (evt) {
+    var elt = evt.detail.elt;
+    var form = elt && elt.closest ? elt.closest("form[data-check-first]") : null;
+    if (!form || evt.detail.verb !== "post" || !elt.closest("[hx-confirm], [hx-prompt]")) { return; }
+    evt.preventDefault();
+    if (form.dataset.checking) { return; }  // a double click: one question
+    form.dataset.checking = "1";
+    var headers = { "HX-Request": "true", "HX-Current-URL": location.href, "WM-Check-Only": "1" };
+    fetch(evt.detail.path, { method: "POST", body: new FormData(form), headers: headers, credentials: "same-origin" })
+      .then(function (response) {
+        var away = response.headers.get("HX-Redirect");
+        if (away) { location.href = away; return; }
+        if (response.status === 204) {  // the input holds: earlier messages no longer apply
+          form.querySelectorAll(".field-error").forEach(function (span) { span.textContent = ""; });
+          markInvalid();
+          evt.detail.issueRequest(false);
+          return;
+        }
+        return response.text().then(function (html) {
+          htmx.swap("#command-result", html, { swapStyle: "innerHTML" });
+        });
+      })
+      .catch(function () { evt.detail.issueRequest(false); })  // unchecked: ask, the server still checks
+      .finally(function () { delete form.dataset.checking; });
+  });
+
   // No answer at all (network down, console restarting): say so, as text.
   function sayUnanswered(evt) {
     var area = document.getElementById("command-result");
