@@ -382,27 +382,21 @@ _SERVER_VIEWS = {verb: _server_view(verb) for verb in SERVER_VERBS}
 
 
 def _servers_all_view(verb: str) -> Callable[..., Any]:
-    service = services.server_start if verb == "start" else services.server_kill
+    site_verb = p.SITE_START if verb == "start" else p.SITE_KILL
     title = "Start all OFF classes" if verb == "start" else "Kill all ON classes"
 
     def run(
         data: dict[str, Any], actor: services.Actor, *, idents: list[str]
     ) -> list[services.CommandResult | services.CommandRefused]:
-        out: list[services.CommandResult | services.CommandRefused] = []
-        for ident in idents:
-            try:
-                out.append(service(ident=ident, actor=actor, reason=data.get("reason") or ""))
-            except services.RedisUnreachable:
-                raise
-            except services.CommandRefused as exc:
-                out.append(exc)
-        if not out:
+        if not idents:
             raise services.CommandRefused(
                 "No server class is OFF: nothing to start."
                 if verb == "start"
                 else "No server class is ON: nothing to kill."
             )
-        return out
+        return services.servers_site_all(
+            idents=idents, verb=site_verb, actor=actor, reason=data.get("reason") or ""
+        )
 
     run.__name__ = f"servers_all_{verb}"
     return command(title, ReasonForm)(run)

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -929,55 +930,101 @@ def _site_command(ident: str, verb: str) -> list[str]:
     return [*map(str, base), ident, verb]
 
 
-def _run_site(ident: Any, verb: str, actor: Actor, reason: str) -> CommandResult:
+@dataclass(frozen=True, slots=True)
+class SiteRun:
+    """What one run of the site command gave; made without the database,
+    so several can run at once in threads."""
+
+    argv: list[str]
+    returncode: int | None  # None: killed at the timeout
+    output: str
+    seconds: float
+    error: OSError | None = None
+
+
+def _site_process(argv: list[str]) -> SiteRun:
+    timeout = settings.WEBMONITOR_SERVER_COMMAND_TIMEOUT
+    started = time.monotonic()
+    try:
+        done = subprocess.run(  # noqa: S603 - an argument list, no shell
+            argv,
+            capture_output=True,
+            timeout=timeout,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        return SiteRun(argv, None, _joined(exc.stdout, exc.stderr), time.monotonic() - started)
+    except OSError as exc:
+        return SiteRun(argv, None, "", time.monotonic() - started, error=exc)
+    output = _joined(done.stdout, done.stderr)
+    return SiteRun(argv, done.returncode, output, time.monotonic() - started)
+
+
+def _run_site(
+    ident: Any, verb: str, actor: Actor, reason: str, ran: SiteRun | None = None
+) -> CommandResult:
+    """One START or KILL, recorded; ``ran`` is a run already made for it
+    (by ``servers_site_all``), else the command runs now."""
     with _command(actor, f"server_{verb.lower()}", {"ident": ident}, reason) as cmd:
         clean_ident = _field("ident", v.clean_server_class, ident)
         argv = _site_command(clean_ident, verb)
-        timeout = settings.WEBMONITOR_SERVER_COMMAND_TIMEOUT
         cmd.arguments["argv"] = argv
-        started = time.monotonic()
-        try:
-            done = subprocess.run(  # noqa: S603 - an argument list, no shell
-                argv,
-                capture_output=True,
-                timeout=timeout,
-                text=True,
-                errors="replace",
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            output = _joined(exc.stdout, exc.stderr)
-            cmd.sent.append(Op("RUN", argv[0], tuple(argv[1:])))
+        run = ran if ran is not None and ran.argv == argv else _site_process(argv)
+        if run.error is not None:
+            raise CommandRefused(f"The site command {argv[0]!r} cannot be run: {run.error}.")
+        cmd.sent.append(Op("RUN", argv[0], tuple(argv[1:])))
+        details = {"returncode": run.returncode, "output": run.output, "argv": argv}
+        if run.returncode is None:
+            timeout = settings.WEBMONITOR_SERVER_COMMAND_TIMEOUT
             return cmd.done(
                 f"{verb} of {clean_ident}: the site command did not finish within {timeout:g} s "
                 "and was killed.",
                 ok=False,
-                details={"returncode": None, "output": output, "argv": argv, "timed_out": True},
-                extra=output,
+                details={**details, "timed_out": True},
+                extra=run.output,
             )
-        except OSError as exc:
-            raise CommandRefused(f"The site command {argv[0]!r} cannot be run: {exc}.") from exc
-        output = _joined(done.stdout, done.stderr)
-        cmd.sent.append(Op("RUN", argv[0], tuple(argv[1:])))
-        ok = done.returncode == 0
-        seconds = time.monotonic() - started
+        ok = run.returncode == 0
         message = (
             f"{verb} of {clean_ident}: the site command "
-            + ("succeeded" if ok else f"failed with exit status {done.returncode}")
-            + f" ({seconds:.1f} s)."
+            + ("succeeded" if ok else f"failed with exit status {run.returncode}")
+            + f" ({run.seconds:.1f} s)."
         )
-        return cmd.done(
-            message,
-            ok=ok,
-            details={
-                "returncode": done.returncode,
-                "output": output,
-                "argv": argv,
-                "timed_out": False,
-            },
-            extra=output,
-        )
+        return cmd.done(message, ok=ok, details={**details, "timed_out": False}, extra=run.output)
+
+
+def servers_site_all(
+    *, idents: Sequence[str], verb: str, actor: Actor, reason: str = ""
+) -> list[CommandResult | CommandRefused]:
+    """START or KILL of many classes (Start all, Kill all): the site
+    commands run side by side, at most WEBMONITOR_SERVER_COMMAND_PARALLEL at
+    a time, so 200 classes take about 200 / that many runs rather than 200;
+    each class is still its own command and record, in the order given."""
+    actor.require_operator()
+    try:
+        v.clean_reason(reason)
+    except ValidationError as exc:
+        raise CommandRefused({"reason": list(exc.messages)}) from None
+    argvs: dict[str, list[str]] = {}
+    for ident in idents:
+        try:
+            argvs[ident] = _site_command(v.clean_server_class(ident), verb)
+        except (ValidationError, CommandRefused):
+            pass  # refused and recorded below, without running anything
+    runs: dict[str, SiteRun] = {}
+    if argvs:
+        workers = max(1, min(settings.WEBMONITOR_SERVER_COMMAND_PARALLEL, len(argvs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="site") as pool:
+            runs = dict(zip(argvs, pool.map(_site_process, argvs.values()), strict=True))
+    out: list[CommandResult | CommandRefused] = []
+    for ident in idents:
+        try:
+            out.append(_run_site(ident, verb, actor, reason, ran=runs.get(ident)))
+        except CommandRefused as exc:
+            out.append(exc)
+    return out
 
 
 def _joined(stdout: str | bytes | None, stderr: str | bytes | None) -> str:

@@ -169,6 +169,14 @@ if mode == "fail":
     sys.exit(3)
 if mode == "slow":
     time.sleep(30)
+if mode.startswith("together:"):  # exit 0 only once N runs have started at once
+    started = pathlib.Path(sys.argv[0]).with_name("started-" + args[-2])
+    started.touch()
+    deadline = time.monotonic() + 4
+    while len(list(started.parent.glob("started-*"))) < int(mode.partition(":")[2]):
+        if time.monotonic() > deadline:
+            sys.exit(4)
+        time.sleep(0.02)
 """
 
 

@@ -380,6 +380,30 @@ def test_kill_all_kills_every_on_class(operator_client, plant):
     ]
 
 
+def test_kill_all_runs_the_site_commands_side_by_side(operator_client, plant, settings):
+    """Each run waits for all four to have started: one after the other,
+    the first would wait in vain and fail."""
+    settings.WEBMONITOR_SERVER_COMMAND_PARALLEL = 4
+    plant.mode.write_text("together:4")
+    response = operator_client.post("/commands/servers/all/kill/", {}, **HX)
+    assert response.status_code == 200
+    assert [(r.arguments["ident"], r.ok) for r in records()] == [
+        ("ANALYSIS_SERVER", True),
+        ("CAMERA_SERVER", True),
+        ("DAQ_SERVER", True),
+        ("TIMING_SERVER", True),
+    ]
+
+
+def test_kill_all_with_no_site_command_runs_nothing(operator_client, plant, settings):
+    settings.WEBMONITOR_SERVER_COMMAND = []
+    response = operator_client.post("/commands/servers/all/kill/", {}, **HX)
+    assert response.status_code == 400
+    assert "No site command" in body(response)
+    assert not plant.ran.exists()
+    assert len(records()) == 4 and all(r.refused for r in records())
+
+
 def test_start_all_with_nothing_off_is_refused(operator_client, plant, redis_db):
     redis_db.hset("ACTION_SERVER_ACTIVE:GHOST_SERVER", "1", "ON")
     response = operator_client.post("/commands/servers/all/start/", {}, **HX)

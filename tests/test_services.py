@@ -581,6 +581,7 @@ def test_viewer_is_denied_and_nothing_is_written(redis_db, monitor, viewer):
         lambda: s.sequence_abort(actor=actor),
         lambda: s.dispatcher_command_send(text="abort", actor=actor),
         lambda: s.server_start(ident="X", actor=actor),
+        lambda: s.servers_site_all(idents=["X"], verb="KILL", actor=actor),
     ):
         with pytest.raises(PermissionDenied):
             call()

@@ -165,6 +165,8 @@ WEBMONITOR_READER_AUTOSTART = env_bool("WEBMONITOR_READER_AUTOSTART", True)
 #: appended. Parsed like a shell would split words, but never run by a shell.
 WEBMONITOR_SERVER_COMMAND = shlex.split(os.environ.get("WEBMONITOR_SERVER_COMMAND", ""))
 WEBMONITOR_SERVER_COMMAND_TIMEOUT = env_float("WEBMONITOR_SERVER_COMMAND_TIMEOUT", 30.0)
+#: How many site commands Start all / Kill all run at the same time.
+WEBMONITOR_SERVER_COMMAND_PARALLEL = int(env_float("WEBMONITOR_SERVER_COMMAND_PARALLEL", 8))
 
 # The channel layer lives on the same Redis, under its own prefix. With it,
 # several console processes share one reader (elected through a Redis lock).
