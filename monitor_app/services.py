@@ -570,9 +570,9 @@ def _stale(advanced: str | None, now: float) -> bool:
 # --- dispatcher commands ----------------------------------------------------------
 
 
-def pulse_create(*, tree: Any, shot: Any, actor: Actor) -> CommandResult:
+def pulse_create(*, tree: Any, shot: Any, actor: Actor, reason: str = "") -> CommandResult:
     """Create pulse SHOT of TREE; it also becomes the default pulse."""
-    with _command(actor, p.CMD_CREATE_PULSE, {"tree": tree, "shot": shot}) as cmd:
+    with _command(actor, p.CMD_CREATE_PULSE, {"tree": tree, "shot": shot}, reason) as cmd:
         clean = _fields(tree=(v.clean_tree, tree), shot=(v.clean_shot, shot))
         t, s = clean["tree"], clean["shot"]
         cmd.pulse(t, s)
@@ -591,9 +591,11 @@ def pulse_create(*, tree: Any, shot: Any, actor: Actor) -> CommandResult:
         return cmd.done(f"Create pulse {t} {s} sent to the dispatcher.")
 
 
-def tables_build(*, tree: Any = None, shot: Any = None, actor: Actor) -> CommandResult:
+def tables_build(
+    *, tree: Any = None, shot: Any = None, actor: Actor, reason: str = ""
+) -> CommandResult:
     """Build the dispatch tables of a pulse (default: ``DISPATCH_DEFAULT``)."""
-    with _command(actor, p.CMD_BUILD_TABLES, {"tree": tree, "shot": shot}) as cmd:
+    with _command(actor, p.CMD_BUILD_TABLES, {"tree": tree, "shot": shot}, reason) as cmd:
         pulse = _pulse_or_default(tree, shot)
         cmd.pulse(pulse.tree, pulse.shot)
         client = _client()
@@ -603,12 +605,19 @@ def tables_build(*, tree: Any = None, shot: Any = None, actor: Actor) -> Command
 
 
 def phase_do(
-    *, tree: Any = None, shot: Any = None, phase: Any, actor: Actor, confirm: bool = False
+    *,
+    tree: Any = None,
+    shot: Any = None,
+    phase: Any,
+    actor: Actor,
+    confirm: bool = False,
+    reason: str = "",
 ) -> CommandResult:
     """Run a phase. When the check finds problems (tables not built, servers
     OFF or dead) it raises ``ConfirmationRequired`` unless ``confirm``; with
     ``confirm`` it sends and returns the warnings in the result."""
-    with _command(actor, p.CMD_DO_PHASE, {"tree": tree, "shot": shot, "phase": phase}) as cmd:
+    arguments = {"tree": tree, "shot": shot, "phase": phase}
+    with _command(actor, p.CMD_DO_PHASE, arguments, reason) as cmd:
         check = phase_check(tree=tree, shot=shot, phase=phase)
         cmd.pulse(check.tree, check.shot)
         cmd.arguments.update(tree=check.tree, shot=check.shot, phase=check.phase)
@@ -633,11 +642,12 @@ def sequence_do(
     end: Any,
     actor: Actor,
     confirm: bool = False,
+    reason: str = "",
 ) -> CommandResult:
     """Run the sequential actions of PHASE numbered START..END (and the
     dependents that fire). Same checks as Do Phase."""
     arguments = {"tree": tree, "shot": shot, "phase": phase, "start": start, "end": end}
-    with _command(actor, p.CMD_DO_SEQUENCE, arguments) as cmd:
+    with _command(actor, p.CMD_DO_SEQUENCE, arguments, reason) as cmd:
         numbers = _fields(
             start=(lambda x: v.clean_sequence_number(x, "START"), start),
             end=(lambda x: v.clean_sequence_number(x, "END"), end),
@@ -687,12 +697,12 @@ def pending_abort(*, actor: Actor, reason: str = "") -> CommandResult:
     )
 
 
-def pending_print(*, actor: Actor) -> CommandResult:
+def pending_print(*, actor: Actor, reason: str = "") -> CommandResult:
     """Ask the dispatcher to print its pending actions on its own terminal."""
     return _plain_dispatcher_command(
         p.CMD_PRINT_PENDING,
         actor,
-        "",
+        reason,
         "Print pending sent (the output is on the dispatcher's terminal).",
     )
 
@@ -715,12 +725,17 @@ def dispatcher_command_send(
         with _command(actor, "dispatcher_command", {"text": text}, reason):
             raise CommandRefused({"text": list(exc.messages)}) from None
     if parsed.verb == p.CMD_CREATE_PULSE:
-        return pulse_create(tree=parsed.tree, shot=parsed.shot, actor=actor)
+        return pulse_create(tree=parsed.tree, shot=parsed.shot, actor=actor, reason=reason)
     if parsed.verb == p.CMD_BUILD_TABLES:
-        return tables_build(tree=parsed.tree, shot=parsed.shot, actor=actor)
+        return tables_build(tree=parsed.tree, shot=parsed.shot, actor=actor, reason=reason)
     if parsed.verb == p.CMD_DO_PHASE:
         return phase_do(
-            tree=parsed.tree, shot=parsed.shot, phase=parsed.phase, actor=actor, confirm=confirm
+            tree=parsed.tree,
+            shot=parsed.shot,
+            phase=parsed.phase,
+            actor=actor,
+            confirm=confirm,
+            reason=reason,
         )
     if parsed.verb == p.CMD_DO_SEQUENCE:
         return sequence_do(
@@ -731,13 +746,14 @@ def dispatcher_command_send(
             end=parsed.end,
             actor=actor,
             confirm=confirm,
+            reason=reason,
         )
     if parsed.verb == p.CMD_ABORT:
         return sequence_abort(actor=actor, reason=reason)
     if parsed.verb == p.CMD_ABORT_PENDING:
         return pending_abort(actor=actor, reason=reason)
     if parsed.verb == p.CMD_PRINT_PENDING:
-        return pending_print(actor=actor)
+        return pending_print(actor=actor, reason=reason)
     return dispatcher_quit(actor=actor, reason=reason)
 
 

@@ -277,8 +277,9 @@ def test_reason_is_recorded(redis_db, shell_actor):
 def test_free_text_dispatcher_command(load_snapshot, monitor, web_actor, text, sent):
     load_snapshot("do_phase_INIT")
     monitor.start()
-    s.dispatcher_command_send(text=text, actor=web_actor, confirm=True)
+    s.dispatcher_command_send(text=text, actor=web_actor, confirm=True, reason="shift check")
     assert monitor.stop()[1] == ["PUBLISH", "ACTION_DISPATCHER_COMMANDS", sent]
+    assert records()[0].reason == "shift check"  # every command keeps the reason given
 
 
 def test_free_text_create_pulse_sets_the_default_too(redis_db, monitor, web_actor):
