@@ -21,6 +21,10 @@ class CleanedField(forms.CharField):
     def __init__(self, cleaner: Callable[[Any], Any], **kwargs: Any):
         self.cleaner = cleaner
         kwargs.setdefault("strip", True)
+        label = kwargs.get("label")
+        if label:  # the message stands alone next to its field: say which
+            messages = {"required": f"Enter a {label.lower()}."}
+            kwargs["error_messages"] = {**messages, **kwargs.get("error_messages", {})}
         super().__init__(**kwargs)
 
     def clean(self, value: Any) -> Any:

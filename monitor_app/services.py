@@ -327,9 +327,11 @@ def attempt_record(
     away), or with input the form refused. Nothing is sent, but a control
     room wants to know who tried what, as it was posted."""
     arguments = {
-        key: _jsonable(values[:DENIED_VALUES_MAX] if len(values) > 1 else values[0])
+        key: _jsonable(unique[:DENIED_VALUES_MAX] if len(unique) > 1 else unique[0])
         for key, values in list(fields.items())[:DENIED_FIELDS_MAX]
         if values and key != "csrfmiddlewaretoken"
+        # a row is in both tables of the page, so its path comes twice
+        for unique in [list(dict.fromkeys(values))]
     }
     reason = str(arguments.pop("reason", "") or "")[: v.REASON_MAX]
     cmd = _Command(actor, name, arguments, reason)

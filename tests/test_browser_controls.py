@@ -74,6 +74,7 @@ def test_abort_with_a_reason_then_a_refusal_next_to_its_field(page, load_snapsho
     page.wait_for_function("() => !document.querySelector('#bar-err-shot').textContent")
     assert asked and asked[0].startswith("Create this pulse?")
     assert page.get_attribute("#bar-shot", "aria-invalid") is None
+    assert result.inner_text().strip() == ""  # nor the refusal above them
     assert CommandRecord.objects.filter(command="create_pulse").count() == 1
 
 

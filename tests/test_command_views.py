@@ -123,6 +123,15 @@ def test_viewer_gets_403_and_nothing_is_sent(viewer_client, plant, monitor, url,
     assert (record.tree, record.shot) == posted
 
 
+def test_an_attempt_keeps_each_path_once(viewer_client, plant):
+    """Every row is in both tables of the page: a bulk POST names it twice."""
+    other = "\\DEMO::TOP.TIMING:INIT_ACTION"
+    data = {**PULSE, "path": [ADC1_INIT, other, ADC1_INIT, other]}
+    viewer_client.post("/commands/actions/abort/", data, **HX)
+    (record,) = records()
+    assert record.arguments["path"] == [ADC1_INIT, other]
+
+
 def test_a_denied_attempt_keeps_its_pulse_and_reason(viewer_client, plant):
     viewer_client.post("/commands/phase/do/", {**PULSE, "phase": "INIT", "reason": "forged"}, **HX)
     (record,) = records()
@@ -471,7 +480,7 @@ def test_free_text_do_phase_asks_too_and_resends_the_parsed_command(
         ("/commands/pulse/create/", {"tree": "$(id)", "shot": "42"}, "tree", "is not a tree name"),
         ("/commands/pulse/create/", {"tree": "DEMO", "shot": "-1"}, "shot", "not a shot number"),
         ("/commands/pulse/create/", {"tree": "DEMO", "shot": "2147483648"}, "shot", "out of range"),
-        ("/commands/pulse/create/", {"tree": "", "shot": "42"}, "tree", "required"),
+        ("/commands/pulse/create/", {"tree": "", "shot": "42"}, "tree", "Enter a tree."),
         ("/commands/tables/build/", {"tree": "DE:MO", "shot": "42"}, "tree", "not a tree name"),
         ("/commands/tables/build/", {"tree": "DEMO", "shot": "4２"}, "shot", "not a shot"),
         (
@@ -480,7 +489,12 @@ def test_free_text_do_phase_asks_too_and_resends_the_parsed_command(
             "phase",
             "only letters, digits and _",
         ),
-        ("/commands/phase/do/", {"tree": "DEMO", "shot": "42", "phase": ""}, "phase", "required"),
+        (
+            "/commands/phase/do/",
+            {"tree": "DEMO", "shot": "42", "phase": ""},
+            "phase",
+            "Enter a phase.",
+        ),
         ("/commands/dispatcher/", {"text": "rm -rf /"}, "text", "Unknown dispatcher command"),
         ("/commands/dispatcher/", {"text": "do_phase:DEMO:42"}, "text", "takes 3 argument"),
         ("/commands/dispatcher/", {"text": "create_pulse:../../etc:1"}, "text", "not a tree"),
@@ -591,7 +605,7 @@ def test_without_htmx_the_answer_is_a_page(operator_client, plant):
     assert 'href="/actions/">← Back' in text  # a foreign referer is not followed
     assert 'id="bar-err-' not in text
     response = operator_client.post("/commands/tables/build/", {"tree": "", "shot": ""})
-    assert response.status_code == 400 and "Tree: This field is required." in body(response)
+    assert response.status_code == 400 and "Tree: Enter a tree." in body(response)
 
 
 # --- the controls on the pages ----------------------------------------------------------

@@ -268,6 +268,8 @@
         if (away) { location.href = away; return; }
         if (response.status === 204) {  // the input holds: earlier messages no longer apply
           form.querySelectorAll(".field-error").forEach(function (span) { span.textContent = ""; });
+          var area = document.getElementById("command-result");
+          if (area) { area.replaceChildren(); }
           markInvalid();
           evt.detail.issueRequest(false);
           return;
