@@ -61,6 +61,8 @@ DENIED = "Only operators may send commands: nothing was sent."
 #: page then asks its question: confirm, or the reason), else the refusal,
 #: as the command itself would answer. Nothing is sent either way.
 CHECK_ONLY_HEADER = "WM-Check-Only"
+#: The check's answer may carry the question to ask instead of the page's.
+QUESTION_HEADER = "WM-Question"
 
 
 @dataclass(slots=True)
@@ -224,7 +226,11 @@ def command(
                 )
                 return await _respond(request, outcome, error_slots)
             if request.headers.get(CHECK_ONLY_HEADER) == "1":
-                return HttpResponse(status=204)
+                checked = HttpResponse(status=204)
+                question = form.question() if hasattr(form, "question") else ""
+                if question:
+                    checked[QUESTION_HEADER] = question
+                return checked
             actor = services.Actor.web(user)
             try:
                 value = await sync_to_async(run)(form.cleaned_data, actor, **kwargs)

@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from monitor_app import protocol as p
 from monitor_app import validation as v
 
 
@@ -128,6 +129,19 @@ class DispatcherCommandForm(forms.Form):
     )
     confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
     reason = _reason()
+
+    #: Asked instead of the page's usual question, for what cannot be undone
+    #: from the console.
+    QUESTIONS = {
+        p.CMD_QUIT: "Quit the dispatcher? It exits: nothing is dispatched until it is started "
+        "again outside the console. Reason (optional, at most 500 characters); Cancel sends "
+        "nothing:",
+    }
+
+    def question(self) -> str:
+        """The question for this command once the input holds ('' for the usual one)."""
+        parsed = self.cleaned_data.get("text")
+        return self.QUESTIONS.get(parsed.verb, "") if parsed else ""
 
 
 class ActionForm(forms.Form):

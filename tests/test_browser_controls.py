@@ -75,6 +75,14 @@ def test_abort_with_a_reason_then_a_refusal_next_to_its_field(page, load_snapsho
     assert asked and asked[0].startswith("Create this pulse?")
     assert page.get_attribute("#bar-shot", "aria-invalid") is None
     assert result.inner_text().strip() == ""  # nor the refusal above them
+
+    # quit, which the console cannot undo, is asked about in its own words
+    page.fill("#bar-text", "quit")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_function("() => !document.querySelector('#bar-err-text').textContent")
+    assert asked[-1].startswith("Quit the dispatcher? It exits")
+    assert page.get_attribute("#bar-command", "hx-prompt").startswith("Send this command")
+    assert not CommandRecord.objects.filter(command="quit").exists()  # cancelled
     assert CommandRecord.objects.filter(command="create_pulse").count() == 1
 
 

@@ -532,6 +532,15 @@ def test_a_check_only_post_of_good_input_sends_nothing(operator_client, plant, m
     assert records() == []  # nothing was tried yet: the question comes next
 
 
+def test_the_check_of_quit_carries_its_own_question(operator_client, plant):
+    check = {"headers": {"WM-Check-Only": "1"}, **HX}
+    response = operator_client.post("/commands/dispatcher/", {"text": "quit"}, **check)
+    assert response.status_code == 204
+    assert response["WM-Question"].startswith("Quit the dispatcher? It exits")
+    response = operator_client.post("/commands/dispatcher/", {"text": "abort"}, **check)
+    assert response.status_code == 204 and "WM-Question" not in response
+
+
 def test_a_check_only_post_of_bad_input_is_the_refusal(operator_client, viewer_client, plant):
     check = {"headers": {"WM-Check-Only": "1"}, **HX}
     response = operator_client.post("/commands/pulse/create/", {"tree": "1X", "shot": "1"}, **check)

@@ -271,7 +271,15 @@
           var area = document.getElementById("command-result");
           if (area) { area.replaceChildren(); }
           markInvalid();
-          evt.detail.issueRequest(false);
+          // The server may ask its own question (quit); htmx reads the
+          // attribute while it asks, so it is put back right after.
+          var question = response.headers.get("WM-Question");
+          var asker = question ? elt.closest("[hx-prompt]") : null;
+          var usual = asker ? asker.getAttribute("hx-prompt") : null;
+          if (asker) { asker.setAttribute("hx-prompt", question); }
+          try { evt.detail.issueRequest(false); } finally {
+            if (asker) { asker.setAttribute("hx-prompt", usual); }
+          }
           return;
         }
         return response.text().then(function (html) {
