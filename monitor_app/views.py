@@ -157,6 +157,10 @@ async def actions_page(request: HttpRequest) -> HttpResponse:
     context = await _base_context(request, "actions", header)
     current_phase = actions.current_phase if actions else ""
     tables = action_tables(actions.rows if actions else {}, query, current_phase)
+    # Following the dispatcher, sorting and paging go on following it (the
+    # refresh of the tables names the pulse, and says it is followed).
+    following = chosen is None or request.GET.get("follow") == "1"
+    linked = None if following else pulse
     context.update(
         pulse=pulse,
         follow=chosen is None,
@@ -168,14 +172,16 @@ async def actions_page(request: HttpRequest) -> HttpResponse:
         tables=tables,
         summary=summarize(actions.rows.values()) if actions else None,
         has_actions=bool(actions and actions.rows),
-        sort_links=query.sort_links(pulse),
+        sort_links=query.sort_links(linked),
         page_urls={
-            "prev": query.url(pulse, page=tables.page.number - 1)
+            "prev": query.url(linked, page=tables.page.number - 1)
             if tables.page.has_previous()
             else "",
-            "next": query.url(pulse, page=tables.page.number + 1) if tables.page.has_next() else "",
+            "next": query.url(linked, page=tables.page.number + 1)
+            if tables.page.has_next()
+            else "",
         },
-        self_url=request.path + query.url(pulse),
+        self_url=request.path + query.url(pulse) + ("&follow=1" if following else ""),
     )
     if request.htmx:
         return render(request, PARTIALS + "_actions_tables.html", context)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 PAGES = ["/servers/", "/actions/", "/logs/", "/heartbeat/", "/actions/log/"]
@@ -71,6 +73,30 @@ def test_pulse_selector_redirects_to_a_bookmarkable_url(viewer_client, redis_db)
     response = viewer_client.get("/actions/?pulse=DEMO:43")
     assert response.status_code == 302
     assert response["Location"] == "/actions/?tree=DEMO&shot=43"
+
+
+def test_filtering_sorting_and_paging_go_on_following_the_dispatcher(
+    viewer_client, load_snapshot, redis_db
+):
+    def sort_urls(html: str) -> list[str]:
+        return re.findall(r'aria-sort="\w+"><a href="([^"]*)"', html)
+
+    load_snapshot("show_log")
+    html = viewer_client.get("/actions/?status=Success").content.decode()
+    assert 'data-follow="1"' in html
+    assert 'name="tree"' not in html.split('id="filter-form"')[1].split("</form>")[0]
+    assert sort_urls(html) and all(
+        "tree=" not in u and "status=Success" in u for u in sort_urls(html)
+    )
+    refresh = (
+        re.search(r'id="actions-tables" hx-get="([^"]*)"', html).group(1).replace("&amp;", "&")
+    )
+    assert "tree=DEMO&shot=42" in refresh and refresh.endswith("&follow=1")
+    refreshed = viewer_client.get(refresh, headers={"HX-Request": "true"}).content.decode()
+    assert sort_urls(refreshed) and all("tree=" not in u for u in sort_urls(refreshed))
+    pinned = viewer_client.get("/actions/?tree=DEMO&shot=42&status=Success").content.decode()
+    assert 'data-follow="1"' not in pinned
+    assert all("tree=DEMO&amp;shot=42" in u for u in sort_urls(pinned))
 
 
 def test_a_pulse_without_actions_is_marked_so_in_the_selector(
