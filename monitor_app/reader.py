@@ -166,6 +166,10 @@ class Reader:
         pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.psubscribe(*p.CHANNEL_PATTERNS)
+            if not self.connected:
+                # HEARTBEATs sent while Redis was out of reach were never seen:
+                # the watchdog is judged from now, not from the last one heard.
+                self.started_at = self.clock()
             await self._load_observations(client)
             await self.poll_once()
             if not self.connected:

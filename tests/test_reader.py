@@ -151,6 +151,42 @@ async def test_watchdog_alarm_when_heartbeats_stop(redis_db, load_snapshot, sett
     assert not reader.header_now().watchdog_stopped
 
 
+async def test_the_watchdog_is_judged_afresh_after_an_outage(private_redis, transcript, settings):
+    """HEARTBEATs sent while Redis was frozen were never heard: right after
+    it comes back, their absence is no sign of a dead watchdog."""
+    import signal
+
+    from monitor_app.recording import snapshot_write
+
+    settings.WEBMONITOR_WATCHDOG_SECONDS = 15
+    settings.REDIS_TIMEOUT = 0.5
+    step = next(r for r in transcript if r["kind"] == "snapshot" and r["step"] == "do_phase_INIT")
+    snapshot_write(private_redis.client(), step["keys"])
+    now = [1000.0]
+    hub, inbox = Hub(), Inbox()
+    hub.add(inbox, {TOPIC_HEADER}, "viewer")
+    reader = Reader(hub, poll_interval=0.2, clock=lambda: now[0])
+    task = asyncio.create_task(reader.run())
+    try:
+        await inbox.wait_for('data-redis-ok="1"')
+        now[0] += 100
+        assert reader.header_now().watchdog_stopped  # nothing heard for 100 s
+        inbox.messages.clear()  # the header of before the first connection
+        private_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            await inbox.wait_for("unreachable — retrying", timeout=8)
+        finally:
+            private_redis.process.send_signal(signal.SIGCONT)
+        inbox.messages.clear()
+        await inbox.wait_for('data-redis-ok="1"', timeout=15)
+        assert not reader.header_now().watchdog_stopped
+        now[0] += 16  # and it is judged: 16 s without one after the outage
+        assert reader.header_now().watchdog_stopped
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_a_new_phase_does_not_keep_the_old_one_running(redis_db, load_snapshot):
     """The dispatcher writes the new phase silently; the first DOINGs of its
     actions come before a poll reads it, and once set the header back to
