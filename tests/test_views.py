@@ -200,6 +200,30 @@ def test_login_and_logout(client, viewer, redis_db):
     assert client.get("/servers/").status_code == 302
 
 
+def test_there_is_no_password_reset_by_mail(client, viewer, redis_db):
+    assert client.get("/accounts/password_reset/").status_code == 404
+    client.force_login(viewer)
+    assert client.get("/accounts/password_reset/").status_code == 404
+    assert client.get("/accounts/password_change/").status_code == 200
+
+
+def test_a_user_changes_their_own_password(client, viewer, redis_db):
+    client.force_login(viewer)
+    page = client.get("/accounts/password_change/").content.decode()
+    assert "Change your password" in page and 'href="/accounts/password_change/"' in page
+    new = "another-Secret-4711"
+    response = client.post(
+        "/accounts/password_change/",
+        {"old_password": "pw-vera", "new_password1": new, "new_password2": new},
+    )
+    assert response.status_code == 302 and response["Location"].endswith("/done/")
+    assert "Your password is changed." in client.get(response["Location"]).content.decode()
+    client.logout()
+    assert client.login(username="vera", password=new)
+    wrong = client.post("/accounts/password_change/", {"old_password": "nope"}).content.decode()
+    assert 'class="field-error"' in wrong
+
+
 def test_the_login_page_tells_a_logged_in_user_who_they_are(client, viewer, redis_db):
     assert "You are logged in as" not in client.get("/accounts/login/").content.decode()
     client.force_login(viewer)
