@@ -854,6 +854,12 @@ def test_audit_filters(viewer_client, history, query, expected):
     assert "<script>" not in response.content.decode()
 
 
+def test_audit_filters_show_what_they_filter_on(viewer_client, history):
+    html = viewer_client.get("/audit/?user=nobody&command=<b>x").content.decode()
+    assert "<option selected>nobody</option>" in html  # not "any" over an empty list
+    assert "<option selected>&lt;b&gt;x</option>" in html
+
+
 def test_audit_is_paginated(viewer_client, plant, operator):
     actor = s.Actor.web(operator)
     for _ in range(55):
