@@ -67,6 +67,10 @@ class Child:
     restarts: deque[float] = field(default_factory=deque)
     restart_at: float | None = None  # exited: start again at this time
     given_up: bool = False
+    #: A clean exit is the end of it, not a fault to repair: the main plant's
+    #: servers all quit on request (Kill, Kill all, QUIT), and restarting
+    #: them would undo what the operator just did.
+    final_when_clean: bool = False
 
 
 class Demo:
@@ -164,15 +168,17 @@ class Demo:
         )
         return process, out
 
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def spawn(
+        self, name: str, argv: list[str], *, final_when_clean: bool = False
+    ) -> subprocess.Popen:
         process, out = self._popen(name, argv)
-        self.children.append(Child(name, argv, process, out))
+        self.children.append(Child(name, argv, process, out, final_when_clean=final_when_clean))
         return process
 
     def start_services(self, host: str, port: int, *, cycle: bool = True) -> None:
         manage = [sys.executable, str(ROOT / "manage.py")]
         plant = [*manage, "simulate_plant", "--plant", str(PLANT)]
-        self.spawn("servers", [*plant, "--no-dispatcher"])
+        self.spawn("servers", [*plant, "--no-dispatcher"], final_when_clean=True)
         self.spawn("dispatcher", [*plant, "--dispatcher-only", *(["--cycle"] if cycle else [])])
         if (ROOT / "monitor_app" / "management" / "commands" / "record_pubsub.py").exists():
             self.spawn("recorder", [*manage, "record_pubsub"])
@@ -215,6 +221,13 @@ class Demo:
         return None
 
     def _exited(self, child: Child, code: int, now: float) -> None:
+        if code == 0 and child.final_when_clean:
+            child.given_up = True
+            say(
+                f"{child.name}: every server of the main plant quit; Start (or Start all "
+                "OFF classes) in the console brings each class back"
+            )
+            return
         while child.restarts and now - child.restarts[0] > RESTART_WINDOW_S:
             child.restarts.popleft()
         if len(child.restarts) >= MAX_RESTARTS:

@@ -64,6 +64,15 @@ def test_a_crashed_child_is_named_with_its_code(demo, capsys):
     assert "demo: servers exited (code 3); starting it again" in capsys.readouterr().out
 
 
+def test_servers_that_all_quit_on_request_are_not_started_again(demo, capsys):
+    """Kill all (or QUIT to each) ends the main plant's servers cleanly: a
+    restart would bring back what the operator just stopped."""
+    first = demo.spawn("servers", EXIT_AT_ONCE, final_when_clean=True)
+    wait_until(lambda: demo.supervise() is None and demo.children[0].given_up, what="given up")
+    assert demo.children[0].process is first and not demo.children[0].restarts
+    assert "every server of the main plant quit" in capsys.readouterr().out
+
+
 def test_only_daphne_ends_the_demo(demo):
     demo.spawn("recorder", SLEEP)
     demo.spawn("daphne", EXIT_AT_ONCE)
@@ -122,7 +131,7 @@ def test_manual_demo_runs_the_dispatcher_without_its_cycle(demo, demo_module, mo
     """An operator trying commands does not want a pulse every 35 s
     overwriting the one being driven."""
     started = []
-    monkeypatch.setattr(demo, "spawn", lambda name, argv: started.append((name, argv)))
+    monkeypatch.setattr(demo, "spawn", lambda name, argv, **_: started.append((name, argv)))
     assert demo_module.parse_args([]).manual is False
     demo.start_services("127.0.0.1", 1, cycle=not demo_module.parse_args(["--manual"]).manual)
     dispatcher = dict(started)["dispatcher"]
