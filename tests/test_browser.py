@@ -184,10 +184,11 @@ def test_actions_monitor_follows_the_dispatcher_to_a_new_pulse(
 ):
     keys = load_snapshot("do_phase_STORE")
     login(page, live_console.url, "vera")
-    page.goto(live_console.url + "/actions/")
+    page.goto(live_console.url + "/actions/?q=ADC&sort=-node&page=1")
     page.wait_for_selector("#ws-state.ws-live")
     assert page.locator("#pulse-select option[selected]").inner_text() == "DEMO 42"
-    # the dispatcher builds the tables of shot 43: the page follows by itself
+    # the dispatcher builds the tables of shot 43: the page follows by itself,
+    # keeping the operator's filter and sort
     for name, entry in keys.items():
         if ":42" in name and entry["type"] == "hash" and entry["value"]:
             redis_db.hset(name.replace(":42", ":43"), mapping=entry["value"])
@@ -196,6 +197,8 @@ def test_actions_monitor_follows_the_dispatcher_to_a_new_pulse(
         "() => document.querySelector('#pulse-select option[selected]').innerText === 'DEMO 43'",
         timeout=10000,
     )
+    assert page.url.endswith("/actions/?q=ADC&sort=-node")
+    assert page.input_value("#f-q") == "ADC"
     # a page opened on a pulse stays there, and says the dispatcher moved on
     page.goto(live_console.url + "/actions/?tree=DEMO&shot=43")
     page.wait_for_selector("#ws-state.ws-live")

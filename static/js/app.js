@@ -53,7 +53,11 @@
     if (!current || current === viewing) { note.hidden = true; return; }
     if (note.dataset.follow && mayFollow(status)) {
       sessionStorage.setItem("wm-followed", String(Date.now()));
-      window.location.replace(window.location.pathname);
+      // The new pulse, with the operator's filter and sort, from its first page.
+      var params = new URLSearchParams(window.location.search);
+      ["tree", "shot", "page", "follow"].forEach(function (name) { params.delete(name); });
+      var query = params.toString();
+      window.location.replace(window.location.pathname + (query ? "?" + query : ""));
       return;
     }
     if (note.dataset.follow && !recheck) {
