@@ -63,6 +63,8 @@ DENIED = "Only operators may send commands: nothing was sent."
 CHECK_ONLY_HEADER = "WM-Check-Only"
 #: The check's answer may carry the question to ask instead of the page's.
 QUESTION_HEADER = "WM-Question"
+#: The fields the check found good (only their messages are cleared).
+CHECKED_HEADER = "WM-Checked"
 
 
 @dataclass(slots=True)
@@ -227,6 +229,7 @@ def command(
                 return await _respond(request, outcome, error_slots)
             if request.headers.get(CHECK_ONLY_HEADER) == "1":
                 checked = HttpResponse(status=204)
+                checked[CHECKED_HEADER] = ",".join(form.fields)  # their messages are stale
                 question = form.question() if hasattr(form, "question") else ""
                 if question:
                     checked[QUESTION_HEADER] = question

@@ -335,9 +335,10 @@ def attempt_record(
     }
     reason = str(arguments.pop("reason", "") or "")[: v.REASON_MAX]
     cmd = _Command(actor, name, arguments, reason)
-    tree, shot = arguments.get("tree"), arguments.get("shot")
-    if isinstance(tree, str) and isinstance(shot, str):  # as posted: for the Audit filters
-        cmd.pulse(tree.strip().upper()[: v.NAME_MAX], shot.strip()[:16])
+    try:  # for the Audit's pulse column and filters; a bad one stays in the arguments
+        cmd.pulse(v.clean_tree(arguments.get("tree")), v.clean_shot(arguments.get("shot")))
+    except ValidationError:
+        pass
     return cmd.record(False, result[: v.PATH_MAX], refused=True)
 
 

@@ -205,8 +205,11 @@ def clean_dispatcher_command(value: object) -> ParsedCommand:
         )
     names = _ARG_NAMES[verb]
     if len(args) != len(names):
+        if not names:
+            raise ValidationError(f"{verb} takes no arguments: send {verb} alone.", code="invalid")
         usage = ":".join([verb, *names])
-        raise ValidationError(f"{verb} takes {len(names)} argument(s): {usage}.", code="invalid")
+        count = "1 argument" if len(names) == 1 else f"{len(names)} arguments"
+        raise ValidationError(f"{verb} takes {count}: {usage}.", code="invalid")
     if verb in (p.CMD_CREATE_PULSE, p.CMD_BUILD_TABLES):
         return ParsedCommand(verb, tree=clean_tree(args[0]), shot=clean_shot(args[1]))
     if verb == p.CMD_DO_PHASE:

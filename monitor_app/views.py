@@ -119,7 +119,7 @@ def _requested_pulse(request: HttpRequest) -> tuple[PulseRef | None, str]:
         return None, ""
     ref = p.parse_key(p.action_status_key(tree.upper(), shot))
     if ref is None:
-        return None, "That is not a pulse: a tree is a name like DEMO, a shot a positive number."
+        return None, "That is not a pulse: a tree is a name like DEMO, a shot a number like 42."
     return PulseRef(ref.tree, ref.shot), ""
 
 

@@ -86,6 +86,11 @@ def test_action_log_dialog_shows_escaped_output(live_console, page, load_snapsho
     text = page.locator("#log-text").inner_text()
     assert "<img src=x onerror=alert(1)>" in text and "sensor too hot" in text
     assert page.locator("#log-text img").count() == 0
+    # the action reports again: Reload shows the log as it is now
+    redis_db.hset("ACTION_LOG:DEMO:42", path, "sensor cooled down")
+    page.locator("#log-dialog").get_by_text("Reload").click()
+    page.locator("#log-text").get_by_text("sensor cooled down").wait_for()
+    assert page.locator("#log-dialog[open]").count() == 1
     # closed and opened again, on another row: the dialog's body must survive
     # the first answer (it once took the table's outerHTML swap and vanished)
     redis_db.hset("ACTION_LOG:DEMO:42", "\\DEMO::TOP.CAMERA:INIT_ACTION", "frame grabber open")

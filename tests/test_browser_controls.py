@@ -63,16 +63,22 @@ def test_abort_with_a_reason_then_a_refusal_next_to_its_field(page, load_snapsho
     refused = CommandRecord.objects.get(command="create_pulse")
     assert refused.refused and refused.arguments["shot"] == "-1"
 
+    # Abort Sequence needs no shot: its check leaves the shot's message standing
+    with page.expect_event("dialog"):
+        page.get_by_role("button", name="Abort Sequence").click()
+    assert asked[-1].startswith("Abort the running sequence?")
+    assert "not a shot number" in page.inner_text("#bar-err-shot")
+
     page.fill("#bar-text", "rm -rf /")
     page.get_by_role("button", name="Send").click()
     page.locator("#bar-err-text").get_by_text("Unknown dispatcher command").wait_for()
-    assert asked == []
+    assert len(asked) == 1  # no question for it: only Abort Sequence's above
 
     # input that holds: the question comes, earlier messages go, Cancel sends nothing
     page.fill("#bar-shot", "43")
     page.get_by_role("button", name="Create Pulse").click()
     page.wait_for_function("() => !document.querySelector('#bar-err-shot').textContent")
-    assert asked and asked[0].startswith("Create this pulse?")
+    assert asked[-1].startswith("Create this pulse?")
     assert page.get_attribute("#bar-shot", "aria-invalid") is None
     assert result.inner_text().strip() == ""  # nor the refusal above them
 

@@ -132,6 +132,16 @@ def test_an_attempt_keeps_each_path_once(viewer_client, plant):
     assert record.arguments["path"] == [ADC1_INIT, other]
 
 
+def test_the_audit_shows_paths_as_they_are_and_no_bad_pulse(viewer_client, operator_client, plant):
+    other = "\\DEMO::TOP.TIMING:INIT_ACTION"
+    viewer_client.post("/commands/actions/abort/", {**PULSE, "path": [ADC1_INIT, other]}, **HX)
+    operator_client.post("/commands/pulse/create/", {"tree": "$(id)", "shot": "42"}, **HX)
+    html = body(viewer_client.get("/audit/"))
+    assert f"path=<code>{ADC1_INIT}, {other}</code>" in html  # not a list's repr
+    refused = CommandRecord.objects.get(command="create_pulse")
+    assert (refused.tree, refused.shot) == ("", "") and refused.arguments["tree"] == "$(id)"
+
+
 def test_a_denied_attempt_keeps_its_pulse_and_reason(viewer_client, plant):
     viewer_client.post("/commands/phase/do/", {**PULSE, "phase": "INIT", "reason": "forged"}, **HX)
     (record,) = records()
@@ -528,6 +538,7 @@ def test_a_check_only_post_of_good_input_sends_nothing(operator_client, plant, m
     monitor.start()
     response = operator_client.post(url, data, headers={"WM-Check-Only": "1"}, **HX)
     assert response.status_code == 204 and response.content == b""
+    assert set(response["WM-Checked"].split(",")) >= set(data)  # the fields found good
     assert monitor.stop() == []
     assert records() == []  # nothing was tried yet: the question comes next
 

@@ -63,6 +63,18 @@ def test_dispatcher_command_form_refuses(text):
     assert not form.is_valid() and "text" in form.errors
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("quit:now", "quit takes no arguments: send quit alone."),
+        ("do_phase:DEMO:42", "do_phase takes 3 arguments: do_phase:TREE:SHOT:PHASE."),
+    ],
+)
+def test_a_wrong_number_of_arguments_says_how_many(text, message):
+    form = forms.DispatcherCommandForm({"text": text})
+    assert not form.is_valid() and form.errors["text"] == [message]
+
+
 def test_action_form_takes_several_paths():
     from django.http import QueryDict
 

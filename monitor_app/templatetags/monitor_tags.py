@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from functools import lru_cache
 from urllib.parse import urlencode
@@ -42,6 +43,17 @@ def log_url(row) -> str:
 @lru_cache(maxsize=8)
 def _log_base(prefix: str) -> str:
     return reverse("monitor:action_log")
+
+
+@register.filter
+def argument_text(value: object, key: str = "") -> str:
+    """A recorded argument as an operator reads it: a command line as a
+    shell would show it, other lists (action paths) one after the other,
+    never as Python's repr (which doubles every backslash of a path)."""
+    if isinstance(value, list):
+        items = [str(x) for x in value]
+        return shlex.join(items) if key == "argv" else ", ".join(items)
+    return str(value)
 
 
 @register.filter

@@ -270,10 +270,18 @@
       .then(function (response) {
         var away = response.headers.get("HX-Redirect");
         if (away) { location.href = away; return; }
-        if (response.status === 204) {  // the input holds: earlier messages no longer apply
-          form.querySelectorAll(".field-error").forEach(function (span) { span.textContent = ""; });
+        if (response.status === 204) {
+          // The checked fields hold: their earlier messages no longer apply
+          // (another field's, e.g. a bad tree under Abort Sequence, still does).
+          var checked = (response.headers.get("WM-Checked") || "").split(",");
+          var left = false;
+          form.querySelectorAll(".field-error[data-for]").forEach(function (span) {
+            var input = document.getElementById(span.dataset.for);
+            if (input && checked.indexOf(input.name) !== -1) { span.textContent = ""; }
+            left = left || Boolean(span.textContent.trim());
+          });
           var area = document.getElementById("command-result");
-          if (area) { area.replaceChildren(); }
+          if (area && !left) { area.replaceChildren(); }
           markInvalid();
           // The server may ask its own question (quit); htmx reads the
           // attribute while it asks, so it is put back right after.
