@@ -211,7 +211,13 @@ def command(
                 await sync_to_async(services.attempt_record)(
                     actor=services.Actor.web(user),
                     name=AUDIT_NAMES.get(run.__name__, run.__name__),
-                    fields=dict(data.lists()),
+                    # the command's own fields (a bar posts all of its inputs)
+                    # and the reason, which any attempt may give
+                    fields={
+                        k: vs
+                        for k, vs in data.lists()
+                        if k in form_class.base_fields or k == "reason"
+                    },
                     result=result,
                 )
 

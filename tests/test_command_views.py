@@ -142,6 +142,14 @@ def test_the_audit_shows_paths_as_they_are_and_no_bad_pulse(viewer_client, opera
     assert (refused.tree, refused.shot) == ("", "") and refused.arguments["tree"] == "$(id)"
 
 
+def test_an_attempt_keeps_only_the_command_s_own_fields(operator_client, plant):
+    """The bar posts all its inputs; Create Pulse takes no phase."""
+    data = {"tree": "$(id)", "shot": "42", "phase": "PULSE_ON", "text": "abort"}
+    operator_client.post("/commands/pulse/create/", data, **HX)
+    (record,) = records()
+    assert record.arguments == {"tree": "$(id)", "shot": "42"}
+
+
 def test_a_denied_attempt_keeps_its_pulse_and_reason(viewer_client, plant):
     viewer_client.post("/commands/phase/do/", {**PULSE, "phase": "INIT", "reason": "forged"}, **HX)
     (record,) = records()
