@@ -122,6 +122,22 @@ async def test_paths_are_escaped_in_pushed_rows(live_reader, redis_db):
     await communicator.disconnect()
 
 
+async def close_code(communicator) -> int:
+    """The code the socket is closed with (header pushes may come first)."""
+    while True:
+        message = await communicator.receive_output(timeout=3)
+        if message["type"] == "websocket.close":
+            return message["code"]
+
+
+async def assert_stays_open(communicator, quiet: float) -> None:
+    """Whatever comes until the socket has been quiet for ``quiet`` s is no close."""
+    outputs = []
+    while not await communicator.receive_nothing(timeout=quiet):
+        outputs.append(await communicator.receive_output())
+    assert all(o["type"] != "websocket.close" for o in outputs), outputs
+
+
 async def test_a_logout_closes_the_login_s_other_sockets(redis_db):
     """Authorised once, at connect: a tab left open after its login ended in
     another tab must stop receiving live data."""
@@ -145,17 +161,8 @@ async def test_a_logout_closes_the_login_s_other_sockets(redis_db):
     bystander, connected = await connect("/ws/monitor/?page=servers", other)
     assert connected
     await database_sync_to_async(client.post)("/accounts/logout/")
-    closed = None
-    while closed is None:  # header pushes may come first
-        message = await communicator.receive_output(timeout=3)
-        if message["type"] == "websocket.close":
-            closed = message
-    assert closed["code"] == 4401
-    # the other login's socket stays open
-    outputs = []
-    while not await bystander.receive_nothing(timeout=0.3):
-        outputs.append(await bystander.receive_output())
-    assert all(o["type"] != "websocket.close" for o in outputs), outputs
+    assert await close_code(communicator) == 4401
+    await assert_stays_open(bystander, quiet=0.3)  # the other login's socket
     await bystander.disconnect()
     await communicator.disconnect()
 
@@ -178,16 +185,7 @@ async def test_a_login_that_expires_closes_its_sockets(redis_db, settings):
     await database_sync_to_async(Session.objects.filter(pk=key).update)(
         expire_date=timezone.now() - timedelta(seconds=1)
     )
-    closed = None
-    while closed is None:  # header pushes may come first
-        message = await communicator.receive_output(timeout=3)
-        if message["type"] == "websocket.close":
-            closed = message
-    assert closed["code"] == 4401
-    # the unexpired login's socket outlives several checks
-    outputs = []
-    while not await bystander.receive_nothing(timeout=0.6):
-        outputs.append(await bystander.receive_output())
-    assert all(o["type"] != "websocket.close" for o in outputs), outputs
+    assert await close_code(communicator) == 4401
+    await assert_stays_open(bystander, quiet=0.6)  # the unexpired login's, over several checks
     await bystander.disconnect()
     await communicator.disconnect()
