@@ -35,13 +35,14 @@ from monitor_app import selectors, services
 from monitor_app import validation as v
 from monitor_app.forms import (
     ActionForm,
+    CommandForm,
     DispatcherCommandForm,
     PhaseForm,
     PulseForm,
     ReasonForm,
     ServerForm,
 )
-from monitor_app.models import OPERATE_PERMISSION
+from monitor_app.models import OPERATE_PERMISSION, CommandRecord
 from monitor_app.selectors import RedisUnavailable
 from monitor_app.state import ActionRow
 from monitor_app.views import _base_context, _header
@@ -190,7 +191,7 @@ async def _respond(
 
 def command(
     title: str,
-    form_class: type[forms.Form],
+    form_class: type[CommandForm],
     *,
     error_slots: Sequence[str] = (),
     resubmit: Resubmit | None = None,
@@ -222,7 +223,7 @@ def command(
                 )
 
             if not operator:
-                await audit(services.DENIED_RESULT)
+                await audit(CommandRecord.DENIED_RESULT)
                 outcome = Outcome(title, status=403, kind="denied", errors=[DENIED])
                 return await _respond(request, outcome, error_slots)
             form = form_class(data)
@@ -236,7 +237,7 @@ def command(
             if request.headers.get(CHECK_ONLY_HEADER) == "1":
                 checked = HttpResponse(status=204)
                 checked[CHECKED_HEADER] = ",".join(form.fields)  # their messages are stale
-                question = form.question() if hasattr(form, "question") else ""
+                question = form.question()
                 if question:
                     checked[QUESTION_HEADER] = question
                 return checked
@@ -477,10 +478,11 @@ async def server_log(request: HttpRequest) -> HttpResponse:
     more = 0
     if ident:
         try:
-            pointers = await selectors.pointers_get()
+            pointers, servers = await asyncio.gather(
+                selectors.pointers_get(), selectors.servers_list()
+            )
             pulse = pointers.current
             context["pulse"] = pulse
-            servers = await selectors.servers_list()
             context["registered"] = any(s.ident == ident for s in servers)
             if pulse is not None:
                 actions = await selectors.pulse_actions(pulse.tree, pulse.shot)

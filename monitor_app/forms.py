@@ -81,14 +81,23 @@ def _reason() -> CleanedField:
     )
 
 
-class PulseForm(forms.Form):
+class CommandForm(forms.Form):
+    """The input of an operator command."""
+
+    def question(self) -> str:
+        """What the page asks before sending, once the input holds, when it
+        is not the page's own question ('' keeps the page's)."""
+        return ""
+
+
+class PulseForm(CommandForm):
     """Create Pulse and Build Tables."""
 
     tree = _tree()
     shot = _shot()
 
 
-class PhaseForm(forms.Form):
+class PhaseForm(CommandForm):
     """Do Phase; ``confirm`` is set once the operator has seen the warnings."""
 
     tree = _tree()
@@ -97,7 +106,7 @@ class PhaseForm(forms.Form):
     confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
-class SequenceForm(forms.Form):
+class SequenceForm(CommandForm):
     """Do Sequence: the sequential actions of a phase numbered START..END."""
 
     tree = _tree()
@@ -117,7 +126,7 @@ class SequenceForm(forms.Form):
         return data
 
 
-class DispatcherCommandForm(forms.Form):
+class DispatcherCommandForm(CommandForm):
     """Any other dispatcher command, parsed against the grammar:
     ``cleaned_data["text"]`` is a ``validation.ParsedCommand``."""
 
@@ -139,12 +148,11 @@ class DispatcherCommandForm(forms.Form):
     }
 
     def question(self) -> str:
-        """The question for this command once the input holds ('' for the usual one)."""
         parsed = self.cleaned_data.get("text")
         return self.QUESTIONS.get(parsed.verb, "") if parsed else ""
 
 
-class ActionForm(forms.Form):
+class ActionForm(CommandForm):
     """Dispatch, Abort or Logs of one or more actions (``path`` repeated)."""
 
     tree = _tree()
@@ -153,7 +161,7 @@ class ActionForm(forms.Form):
     reason = _reason()
 
 
-class ServerForm(forms.Form):
+class ServerForm(CommandForm):
     """Start, Stop, Restart, Quit, Kill of one server."""
 
     ident = CleanedField(v.clean_server_class, max_length=v.NAME_MAX, label="Server class")
@@ -170,7 +178,7 @@ class LogMessageForm(forms.Form):
     message = CleanedField(v.clean_log_message, max_length=v.MESSAGE_MAX, label="Message")
 
 
-class ReasonForm(forms.Form):
+class ReasonForm(CommandForm):
     """A command without arguments of its own (Abort Sequence, Start all,
     Kill all): only the optional reason."""
 

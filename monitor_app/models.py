@@ -13,6 +13,8 @@ class CommandRecord(models.Model):
 
     SOURCE_WEB = "web"
     SOURCE_SHELL = "shell"
+    #: The result of an attempt by someone who is not an operator.
+    DENIED_RESULT = "denied: not an operator"
 
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
@@ -48,4 +50,4 @@ class CommandRecord(models.Model):
             return "ok"
         if not self.refused:
             return "failed"
-        return "denied" if self.result.startswith("denied:") else "refused"
+        return "denied" if self.result == self.DENIED_RESULT else "refused"

@@ -342,9 +342,6 @@ def attempt_record(
     return cmd.record(False, result[: v.PATH_MAX], refused=True)
 
 
-DENIED_RESULT = "denied: not an operator"
-
-
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
